@@ -1,0 +1,65 @@
+# ncbnet — the two commands a new user runs are `make demo` and `make test`; both install what
+# is missing first (Debian packages with apt-get, node modules with npm ci).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+BIN := node_modules/.bin
+DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl
+# Binary each package provides, in the same order, to tell whether it is installed.
+DEB_BINS := nats-server wg wireguard-go nft ip openssl
+export npm_config_update_notifier := false
+
+.PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo clean
+
+help:
+	@echo "make demo    run the demo (today: the CA and offline enrollment; the netns network demo comes with the agent)"
+	@echo "make test    type check, lint and run every test (installs what is missing)"
+	@echo "make bench   run the benchmarks (bench/), printing tables with their baselines"
+	@echo "make deps    install missing Debian packages and node modules"
+	@echo "make build   compile TypeScript to dist/ (the installed bins run from there)"
+
+deps: sysdeps node_modules
+
+# Installs only the packages whose binary is missing; wireguard-tools without recommends
+# (otherwise it pulls a kernel image). Needs root, which CI and the demo machines have.
+sysdeps:
+	@missing=""; debs=($(DEBS)); bins=($(DEB_BINS)); \
+	for i in "$${!debs[@]}"; do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$${bins[$$i]}" >/dev/null 2>&1 || missing="$$missing $${debs[$$i]}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+node_modules: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: node_modules
+	$(BIN)/tsc -p tsconfig.build.json
+
+typecheck: node_modules
+	$(BIN)/tsc -p tsconfig.json --noEmit
+
+lint: node_modules
+	$(BIN)/eslint .
+
+# Type check, lint, then every test with the coverage policy in .taprc.
+test: deps typecheck lint
+	rm -rf .tap/test-results
+	$(BIN)/tap
+
+# Tests only, no type check or lint (quicker while working).
+unit: node_modules
+	$(BIN)/tap
+
+bench: deps
+	$(BIN)/tsx bench/pki.ts
+
+demo: deps
+	$(BIN)/tsx deploy/demo/pki-demo.ts
+
+clean:
+	rm -rf dist .tap coverage
