@@ -1,0 +1,49 @@
+import { CodedError, ValidationError } from './errors.js';
+
+/**
+ * Exit codes of both CLIs, after sysexits(3), so scripts can tell "you typed it wrong" from
+ * "the input was refused" from "the state is missing".
+ */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 64,
+  dataErr: 65,
+  noInput: 66,
+  unavailable: 69,
+  cantCreate: 73,
+  ioErr: 74,
+  noPerm: 77,
+  config: 78,
+} as const;
+
+const BY_CODE: Readonly<Record<string, number>> = {
+  PKI_CA_EXISTS: EXIT.cantCreate,
+  CLI_OUTPUT_EXISTS: EXIT.cantCreate,
+  PKI_CA_MISSING: EXIT.noInput,
+  CLI_INPUT_MISSING: EXIT.noInput,
+  PKI_CA_INVALID: EXIT.config,
+  PKI_KEY_PERMISSIONS: EXIT.noPerm,
+  PKI_BAD_COUNTRY: EXIT.usage,
+  PKI_BAD_NAME: EXIT.usage,
+  PKI_BAD_LIFETIME: EXIT.usage,
+  PKI_BAD_REASON: EXIT.usage,
+  ENROLL_TOKEN_BAD_TTL: EXIT.usage,
+  CLI_BAD_DURATION: EXIT.usage,
+};
+
+/** The exit code for an error: usage for bad flags, data error for refused input, and so on. */
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof CodedError)) {
+    const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (errno === 'ENOENT') return EXIT.noInput;
+    if (errno === 'EEXIST') return EXIT.cantCreate;
+    if (errno === 'EACCES' || errno === 'EPERM') return EXIT.noPerm;
+    return EXIT.failure;
+  }
+  const mapped = BY_CODE[err.code];
+  if (mapped !== undefined) return mapped;
+  if (err instanceof ValidationError && err.code.endsWith('_CONFIG_INVALID')) return EXIT.config;
+  if (/^(PKI_|ENROLL_TOKEN_)/.test(err.code)) return EXIT.dataErr;
+  return EXIT.failure;
+}
