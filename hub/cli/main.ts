@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { EXIT } from '../../protocol/exit-codes.js';
+import { VERSION } from '../../protocol/version.js';
+import { reportError } from './action.js';
+import { registerHubCommands } from './hub-init.js';
+import { registerPkiCommands } from './pki.js';
+
+const EXIT_HELP = `
+Exit codes:
+  0   success              64  bad flags or arguments   65  input refused (CSR, serial, token)
+  66  input or CA missing  73  output already exists     77  key file permissions
+  78  bad configuration    1   unexpected error`;
+
+/** Builds the `ncbnet` operator CLI. */
+export function buildProgram(): Command {
+  const program = new Command('ncbnet')
+    .description('ncbnet operator CLI: the hub CA and, as they land, countries, tokens and the hub daemon')
+    .version(VERSION)
+    .addHelpText('after', EXIT_HELP)
+    .exitOverride()
+    .showHelpAfterError();
+  registerHubCommands(program);
+  registerPkiCommands(program);
+  return program;
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = err instanceof CommanderError && err.exitCode === 0 ? EXIT.ok : reportError(err);
+}
