@@ -13,6 +13,7 @@ export const EXIT = {
   unavailable: 69,
   cantCreate: 73,
   ioErr: 74,
+  tempFail: 75,
   noPerm: 77,
   config: 78,
 } as const;
@@ -30,6 +31,20 @@ const BY_CODE: Readonly<Record<string, number>> = {
   PKI_BAD_REASON: EXIT.usage,
   ENROLL_TOKEN_BAD_TTL: EXIT.usage,
   CLI_BAD_DURATION: EXIT.usage,
+  CLI_BAD_COUNTRY: EXIT.usage,
+  CLI_HUB_UNREACHABLE: EXIT.unavailable,
+  CLI_NO_CREDENTIALS: EXIT.noInput,
+  CLI_BAD_ANSWER: EXIT.failure,
+  HUB_CONFIG_INVALID: EXIT.config,
+  HUB_CONFIG_UNREADABLE: EXIT.config,
+  REGISTRY_UNKNOWN_COUNTRY: EXIT.noInput,
+  REGISTRY_NOT_A_COUNTRY: EXIT.usage,
+  REGISTRY_COUNTRY_EXISTS: EXIT.cantCreate,
+  REGISTRY_BAD_TRANSITION: EXIT.dataErr,
+  REGISTRY_CONFLICT: EXIT.tempFail,
+  API_BAD_REQUEST: EXIT.dataErr,
+  AUTH_CLIENT_CERT_REQUIRED: EXIT.noPerm,
+  AUTH_WRONG_IDENTITY: EXIT.noPerm,
 };
 
 /** The exit code for an error: usage for bad flags, data error for refused input, and so on. */

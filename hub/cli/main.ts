@@ -3,25 +3,30 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../../protocol/exit-codes.js';
 import { VERSION } from '../../protocol/version.js';
 import { reportError } from './action.js';
+import { registerCountryCommands, registerTokenCommands } from './country.js';
 import { registerHubCommands } from './hub-init.js';
 import { registerPkiCommands } from './pki.js';
 
 const EXIT_HELP = `
 Exit codes:
   0   success              64  bad flags or arguments   65  input refused (CSR, serial, token)
-  66  input or CA missing  73  output already exists     77  key file permissions
-  78  bad configuration    1   unexpected error`;
+  66  input, CA or country missing                   69  hub unreachable
+  73  output or country already exists              75  conflict, retry
+  77  key file permissions or operator not allowed  78  bad configuration
+  1   unexpected error`;
 
 /** Builds the `ncbnet` operator CLI. */
 export function buildProgram(): Command {
   const program = new Command('ncbnet')
-    .description('ncbnet operator CLI: the hub CA and, as they land, countries, tokens and the hub daemon')
+    .description('ncbnet operator CLI: the hub daemon, its CA, member countries and enrollment tokens')
     .version(VERSION)
     .addHelpText('after', EXIT_HELP)
     .exitOverride()
     .showHelpAfterError();
   registerHubCommands(program);
   registerPkiCommands(program);
+  registerCountryCommands(program);
+  registerTokenCommands(program);
   return program;
 }
 

@@ -1,0 +1,41 @@
+import type { TLSSocket } from 'node:tls';
+import type { FastifyRequest } from 'fastify';
+import type { CertificateAuthority } from '../../pki/ca.js';
+import { normalizeSerial } from '../../pki/serial.js';
+import { parseIdentityUri, type IdentityKind } from '../../protocol/identity.js';
+import { AUTH_CLIENT_CERT_REQUIRED, AUTH_WRONG_IDENTITY, HubError } from '../errors.js';
+
+/** Who is calling, proven by a client certificate that chains to our root and is not revoked. */
+export interface Caller {
+  kind: IdentityKind;
+  name: string;
+  serial: string;
+}
+
+/**
+ * The caller's identity from the TLS client certificate. The TLS layer has already checked the
+ * chain to our root (`requestCert` with our CA; `authorized` says whether it passed); TLS does not
+ * read our CRL, so revocation is checked here against the CA ledger. The identity comes from the
+ * SAN URI `urn:ncbnet:<kind>:<name>` that only our CA writes.
+ */
+export function callerOf(req: FastifyRequest, ca: CertificateAuthority, want: IdentityKind): Caller {
+  const socket = req.raw.socket as TLSSocket;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  if (!peer || !peer.raw || Object.keys(peer).length === 0) {
+    throw new HubError(AUTH_CLIENT_CERT_REQUIRED, `this endpoint needs a ${want} client certificate`);
+  }
+  if (!socket.authorized) {
+    throw new HubError(AUTH_CLIENT_CERT_REQUIRED, `client certificate refused: ${String(socket.authorizationError)}`);
+  }
+  const serial = normalizeSerial(peer.serialNumber);
+  const known = ca.ledger.get(serial);
+  if (!known) throw new HubError(AUTH_WRONG_IDENTITY, `client certificate ${serial} was not issued by this hub`);
+  if (known.revokedAt) throw new HubError(AUTH_WRONG_IDENTITY, `client certificate ${serial} was revoked at ${known.revokedAt}`);
+  const uris = (peer.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('URI:'))
+    .map((s) => parseIdentityUri(s.slice(4)));
+  const id = uris.find((u) => u !== undefined);
+  if (!id || id.kind !== want) throw new HubError(AUTH_WRONG_IDENTITY, `this endpoint needs a ${want} certificate; this one is ${id ? `${id.kind} ${id.name}` : 'not an ncbnet identity'}`);
+  return { kind: id.kind, name: id.name, serial };
+}

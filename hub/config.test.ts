@@ -1,0 +1,41 @@
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tempDir } from '../test/helpers/tmpdir.js';
+import { loadHubConfig, parseHubConfig } from './config.js';
+
+t.test('hub config: defaults fill an empty file, and the result is frozen', async (t) => {
+  const c = parseHubConfig({});
+  t.equal(c.api.port, 8443);
+  t.equal(c.broker.port, 4222);
+  t.equal(c.broker.deliverMaxAgeMs, 30 * 24 * 3600 * 1000, 'DELIVER keeps 30 days by default');
+  t.equal(c.wireguard.overlayCidr, '10.77.0.0/16');
+  t.equal(c.certificates.countryLifetimeMs, 7 * 24 * 3600 * 1000);
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker));
+  t.same(await loadHubConfig(undefined), c, 'no file means defaults');
+});
+
+t.test('hub config: every problem is listed at once with its path', async (t) => {
+  const err = t.throws(() =>
+    parseHubConfig({ api: { port: 70000, colour: 'red' }, broker: { host: '' }, wireguard: { listenPort: 0 }, log: { level: 'loud' }, extra: 1 }),
+  ) as { code: string; problems: string[] };
+  t.equal(err.code, 'HUB_CONFIG_INVALID');
+  t.ok(err.problems.includes('hub.api.port: must be <= 65535 (got 70000)'), 'bad port, with the value');
+  for (const p of ['hub.api.colour: unknown key', 'hub.extra: unknown key']) t.ok(err.problems.includes(p), p);
+  t.ok(err.problems.some((p) => p.startsWith('hub.broker.host:')), 'empty host');
+  t.ok(err.problems.some((p) => p.startsWith('hub.wireguard.listenPort:')), 'port 0 for WireGuard');
+  t.ok(err.problems.some((p) => p.startsWith('hub.log.level:')), 'unknown level');
+  t.throws(() => parseHubConfig({ wireguard: { enabled: true } }), { problems: [/hub\.wireguard\.endpoint: required/] }, 'enabled WireGuard needs the endpoint agents dial');
+  t.throws(() => parseHubConfig({ wireguard: { overlayCidr: '999.1.1.1/16' } }), { problems: [/overlayCidr: not an IPv4 network/] });
+  t.throws(() => parseHubConfig([]), { code: 'HUB_CONFIG_INVALID' }, 'not an object');
+});
+
+t.test('hub config: files that are not JSON or not there get their own codes', async (t) => {
+  const dir = await tempDir(t);
+  const bad = join(dir, 'hub.json');
+  await writeFile(bad, '{ "api": ');
+  await t.rejects(loadHubConfig(bad), { code: 'HUB_CONFIG_INVALID', problems: [/hub: not JSON/] });
+  await t.rejects(loadHubConfig(join(dir, 'missing.json')), { code: 'HUB_CONFIG_UNREADABLE' });
+  await writeFile(bad, JSON.stringify({ api: { port: 0 }, broker: { port: 0, monitorPort: 0 } }));
+  t.equal((await loadHubConfig(bad)).api.port, 0, 'port 0 = any free port');
+});

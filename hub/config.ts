@@ -1,0 +1,151 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import Type, { type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import { ValidationError } from '../protocol/errors.js';
+import { schemaProblems } from '../protocol/validate.js';
+import { HUB_CONFIG_INVALID, HUB_CONFIG_UNREADABLE, HubError } from './errors.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port' });
+
+/**
+ * hub.json: every key optional, unknown keys refused, every problem reported at once (STYLE,
+ * Configuration). Port 0 means "any free port" (tests); the ports in use are written to
+ * `DIR/run/endpoints.json` once the hub is up.
+ */
+export const HubConfigSchema = Type.Object(
+  {
+    hubName: Type.Optional(Type.String({ pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$', description: 'CN of the hub certificate made by hub init' })),
+    api: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Type.String({ minLength: 1, description: 'address the enrollment and admin API binds' })),
+          port: Type.Optional(Port('HTTPS port of the enrollment and admin API (default 8443)')),
+          publicUrl: Type.Optional(Type.String({ pattern: '^https://', description: 'how agents reach the API; goes into CRL/OCSP URLs' })),
+          bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1048576 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    broker: Type.Optional(
+      Type.Object(
+        {
+          binary: Type.Optional(Type.String({ minLength: 1 })),
+          host: Type.Optional(Type.String({ minLength: 1, description: 'address nats-server listens on for clients' })),
+          port: Type.Optional(Port('NATS client port (default 4222)')),
+          monitorPort: Type.Optional(Port('monitoring port, always on 127.0.0.1 (default 8222)')),
+          maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 8 * 1048576 })),
+          deliverMaxAgeMs: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 3650 * DAY_MS })),
+          natsUrlForAgents: Type.Optional(Type.String({ pattern: '^tls://', description: 'NATS URL agents use over the tunnel' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    wireguard: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          interface: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,15}$' })),
+          listenPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+          endpoint: Type.Optional(HostPort),
+          overlayCidr: Type.Optional(Type.String({ pattern: '^[0-9.]+/(1[6-9]|2[0-4])$', description: 'IPv4 overlay, /16 to /24' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    certificates: Type.Optional(
+      Type.Object(
+        { countryLifetimeMs: Type.Optional(Type.Integer({ minimum: 300_000, maximum: 397 * DAY_MS })) },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        { level: Type.Optional(Type.Union([Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')])) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type HubConfigInput = Static<typeof HubConfigSchema>;
+
+/** The hub's configuration with every default filled in, frozen. */
+export interface HubConfig {
+  readonly hubName: string;
+  readonly api: { readonly host: string; readonly port: number; readonly publicUrl: string | undefined; readonly bodyLimitBytes: number };
+  readonly broker: {
+    readonly binary: string | undefined;
+    readonly host: string;
+    readonly port: number;
+    readonly monitorPort: number;
+    readonly maxPayloadBytes: number;
+    readonly deliverMaxAgeMs: number;
+    readonly natsUrlForAgents: string | undefined;
+  };
+  readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
+  readonly certificates: { readonly countryLifetimeMs: number };
+  readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+}
+
+function semanticProblems(c: HubConfigInput): string[] {
+  const problems: string[] = [];
+  const cidr = c.wireguard?.overlayCidr;
+  if (cidr !== undefined) {
+    const base = cidr.split('/')[0] ?? '';
+    if (isIP(base) !== 4) problems.push(`hub.wireguard.overlayCidr: not an IPv4 network (got ${JSON.stringify(cidr)})`);
+  }
+  if (c.wireguard?.enabled && !c.wireguard.endpoint) {
+    problems.push('hub.wireguard.endpoint: required when wireguard is enabled (the host:port agents dial)');
+  }
+  return problems;
+}
+
+/** Validates a parsed hub.json and fills in defaults. Throws HUB_CONFIG_INVALID listing every problem. */
+export function parseHubConfig(value: unknown, source = 'hub configuration'): HubConfig {
+  const problems = Value.Check(HubConfigSchema, value) ? semanticProblems(value) : schemaProblems(HubConfigSchema, value, 'hub');
+  if (problems.length) throw new ValidationError(HUB_CONFIG_INVALID, source, problems);
+  const c = value as HubConfigInput;
+  return Object.freeze({
+    hubName: c.hubName ?? 'hub-1',
+    api: Object.freeze({ host: c.api?.host ?? '0.0.0.0', port: c.api?.port ?? 8443, publicUrl: c.api?.publicUrl, bodyLimitBytes: c.api?.bodyLimitBytes ?? 65536 }),
+    broker: Object.freeze({
+      binary: c.broker?.binary,
+      host: c.broker?.host ?? '0.0.0.0',
+      port: c.broker?.port ?? 4222,
+      monitorPort: c.broker?.monitorPort ?? 8222,
+      maxPayloadBytes: c.broker?.maxPayloadBytes ?? 1048576,
+      deliverMaxAgeMs: c.broker?.deliverMaxAgeMs ?? 30 * DAY_MS,
+      natsUrlForAgents: c.broker?.natsUrlForAgents,
+    }),
+    wireguard: Object.freeze({
+      enabled: c.wireguard?.enabled ?? false,
+      interface: c.wireguard?.interface ?? 'ncbhub0',
+      listenPort: c.wireguard?.listenPort ?? 51820,
+      endpoint: c.wireguard?.endpoint,
+      overlayCidr: c.wireguard?.overlayCidr ?? '10.77.0.0/16',
+    }),
+    certificates: Object.freeze({ countryLifetimeMs: c.certificates?.countryLifetimeMs ?? 7 * DAY_MS }),
+    log: Object.freeze({ level: c.log?.level ?? 'info' }),
+  });
+}
+
+/** Reads and validates hub.json; no file means all defaults. */
+export async function loadHubConfig(path: string | undefined): Promise<HubConfig> {
+  if (path === undefined) return parseHubConfig({});
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new HubError(HUB_CONFIG_UNREADABLE, `${path}: cannot read the hub configuration (${(err as Error).message})`, { cause: err });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ValidationError(HUB_CONFIG_INVALID, path, [`hub: not JSON (${(err as Error).message})`]);
+  }
+  return parseHubConfig(value, path);
+}

@@ -1,0 +1,37 @@
+import Type, { type Static } from 'typebox';
+import { CountryCodeSchema } from '../../protocol/country.js';
+
+/** Lifecycle of a member country in the registry (ARCHITECTURE, Enrollment). */
+export const CountryStatusSchema = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('suspended'), Type.Literal('revoked')]);
+export type CountryStatus = Static<typeof CountryStatusSchema>;
+
+const IsoDate = Type.String({ format: 'date-time' });
+
+/** One country as the registry keeps it: in the KV bucket (value JSON) and in the disk snapshot. */
+export const CountryRecordSchema = Type.Object(
+  {
+    code: CountryCodeSchema,
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    status: CountryStatusSchema,
+    createdAt: IsoDate,
+    updatedAt: IsoDate,
+    certSerial: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2,40}$' })),
+    certNotAfter: Type.Optional(IsoDate),
+    wgPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$' })),
+    overlayAddress: Type.Optional(Type.String({ format: 'ipv4' })),
+    enrolledAt: Type.Optional(IsoDate),
+    lastSeen: Type.Optional(IsoDate),
+    statusReason: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type CountryRecord = Static<typeof CountryRecordSchema>;
+
+/** Which status changes an operator or the enrollment flow may make. */
+export const TRANSITIONS: Readonly<Record<CountryStatus, readonly CountryStatus[]>> = {
+  pending: ['active', 'revoked'],
+  active: ['active', 'suspended', 'revoked'],
+  suspended: ['active', 'revoked'],
+  // A revoked country starts again from pending (new token, new keys): never straight to active.
+  revoked: ['pending'],
+};
