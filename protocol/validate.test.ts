@@ -53,3 +53,9 @@ t.test('identity: names, DNs and URIs of ARCHITECTURE', async (t) => {
   t.notOk(isCountryCode('fr'));
   t.ok(countryCodes().length >= 249);
 });
+
+t.test('validate: more than eight problems are all reported', async (t) => {
+  const schema = Type.Object(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, Type.Integer()])), { additionalProperties: false });
+  const problems = schemaProblems(schema, Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'x'])), 'cfg');
+  t.equal(problems.length, 20, 'one line per bad key');
+});

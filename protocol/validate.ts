@@ -1,8 +1,16 @@
 import type { Static, TSchema } from 'typebox';
+import { Settings } from 'typebox/system';
 import { Value } from 'typebox/value';
 import { ValidationError } from './errors.js';
 
 const MAX_SHOWN = 60;
+
+/**
+ * TypeBox stops collecting errors after 8 by default; ncbnet promises every problem at once
+ * (STYLE, Configuration), so raise the cap once for the process. Bounded, so a hostile input
+ * with a million bad keys still costs little.
+ */
+Settings.Set({ maxErrors: 200 });
 
 /** Renders a value for an error message: short, single line, never the whole of a large input. */
 export function describeValue(value: unknown): string {
