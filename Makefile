@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 BIN := node_modules/.bin
-DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl
+DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl iputils-ping
 # Binary each package provides, in the same order, to tell whether it is installed.
-DEB_BINS := nats-server wg wireguard-go nft ip openssl
+DEB_BINS := nats-server wg wireguard-go nft ip openssl ping
 export npm_config_update_notifier := false
 
 .PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo clean
