@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { formatTable } from '../../protocol/text-table.js';
 import { initHubState } from '../state-init.js';
 import { action, print, printJson } from './action.js';
+import { registerHubRun } from './hub-run.js';
 
 interface InitOptions {
   state: string;
@@ -38,7 +39,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export function registerHubCommands(program: Command): void {
-  const hub = program.command('hub').description('the hub: create its CA and identities (run comes with the hub daemon)');
+  const hub = program.command('hub').description('the hub: create its CA and identities, run the daemon');
   hub
     .command('init')
     .description('create the root CA (10 y), the hub intermediate CA (2 y), the hub TLS certificate and the first operator certificate')
@@ -50,8 +51,10 @@ export function registerHubCommands(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (opts: InitOptions) => {
-        const san = opts.san.length ? opts.san : ['localhost', '127.0.0.1', hostname().toLowerCase()];
+        // The overlay address is in by default: agents reach the broker and API over the tunnel.
+        const san = opts.san.length ? opts.san : ['localhost', '127.0.0.1', '10.77.0.1', hostname().toLowerCase()];
         await init({ ...opts, san });
       }),
     );
+  registerHubRun(hub);
 }

@@ -3,6 +3,7 @@ import type { CertificateAuthority } from '../../pki/ca.js';
 import type { EnrollmentTokens } from '../../pki/tokens.js';
 import { hasCode } from '../../protocol/errors.js';
 import { ENROLL_COUNTRY_NOT_ENROLLABLE, ENROLL_WG_KEY_IN_USE, HubError, RENEW_NOT_CURRENT } from '../errors.js';
+import { pinnedCertHash } from '../broker/pins.js';
 import type { Registry } from '../registry/registry.js';
 import type { Bundle, EnrollRequest, Policy, RenewResponse } from './bundle.js';
 
@@ -61,6 +62,7 @@ export class EnrollmentService {
         statusReason: undefined,
         certSerial: issued.serial,
         certNotAfter: issued.notAfter.toISOString(),
+        certPin: pinnedCertHash(issued.pem),
         wgPublicKey: req.wgPublicKey,
         overlayAddress,
         enrolledAt: new Date().toISOString(),
@@ -96,7 +98,7 @@ export class EnrollmentService {
         throw new HubError(RENEW_NOT_CURRENT, `country ${country}: the presented certificate ${presentedSerial} is not the current one of an active country`);
       }
       const issued = await this.#o.ca.issue({ kind: 'country', name: country, csr, lifetimeMs: this.#o.countryLifetimeMs });
-      await this.#o.registry.update(country, (r) => ({ ...r, certSerial: issued.serial, certNotAfter: issued.notAfter.toISOString() }));
+      await this.#o.registry.update(country, (r) => ({ ...r, certSerial: issued.serial, certNotAfter: issued.notAfter.toISOString(), certPin: pinnedCertHash(issued.pem) }));
       await this.#revokeOthers(country, issued.serial);
       this.#o.log.info({ country, serial: issued.serial }, 'certificate renewed');
       return { serial: issued.serial, notAfter: issued.notAfter.toISOString(), certificate: issued.pem, chain: issued.chainPem };

@@ -17,6 +17,8 @@ export const CountryRecordSchema = Type.Object(
     updatedAt: IsoDate,
     certSerial: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2,40}$' })),
     certNotAfter: Type.Optional(IsoDate),
+    /** nats-server `pinned_certs` value of the current certificate: SHA-256 of its SPKI, hex. */
+    certPin: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
     wgPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$' })),
     overlayAddress: Type.Optional(Type.String({ format: 'ipv4' })),
     enrolledAt: Type.Optional(IsoDate),

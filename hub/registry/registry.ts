@@ -115,6 +115,11 @@ export class Registry {
       .map((r) => r.code);
   }
 
+  /** Same as {@link activeCodes}; the router's directory interface. */
+  activeCountries(): string[] {
+    return this.activeCodes();
+  }
+
   isActive(code: string): boolean {
     return this.get(code)?.status === 'active';
   }

@@ -3,7 +3,6 @@
 // allowed only its own subjects, revocation by reload, crash restart, orphan cleanup.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
@@ -19,7 +18,9 @@ import { createCsr } from '../../pki/csr-create.js';
 import { generateP256, privateKeyToPem } from '../../pki/keys.js';
 import type { IdentityKind } from '../../protocol/identity.js';
 import { DELIVER_STREAM, deliverConsumer, SUBMIT_STREAM, subjects } from '../../protocol/subjects.js';
+import { describeError as describe, rejection } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmpdir.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Identity {
   /** Leaf then intermediate, PEM. */
@@ -33,33 +34,6 @@ async function issue(ca: CertificateAuthority, kind: IdentityKind, name: string,
   const keys = await generateP256();
   const issued = await ca.issue({ kind, name, csr: await createCsr(kind, name, keys), ipAddresses: ips, dnsNames: dns });
   return { cert: issued.pem + ca.issuer.toString('pem') + '\n', key: await privateKeyToPem(keys.privateKey), pin: pinnedCertHash(issued.pem) };
-}
-
-/** Polls `check` every 20 ms until it is true; fails after `ms`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(20);
-  }
-}
-
-/** The error a promise rejects with (fails when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof Error) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
-
-/** Message and causes, flattened, to match server errors wrapped by nats.js. */
-function describe(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e instanceof Error && parts.length < 5; e = e.cause) parts.push(`${e.name}: ${e.message}`);
-  return parts.join(' <- ');
 }
 
 const state = await tempDir(t, 'ncbnet-broker-');

@@ -1,0 +1,272 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { writeFileDurable } from '../pki/files.js';
+import { subjectDn } from '../protocol/identity.js';
+import { renderBrokerConfig } from './broker/config-render.js';
+import { pinnedCertHash } from './broker/pins.js';
+import { ensureCountryConsumer, ensureStreams } from './broker/streams.js';
+import { BrokerSupervisor } from './broker/supervisor.js';
+import type { HubConfig } from './config.js';
+import type { HubNetwork } from './enrollment/service.js';
+import { HubFirewall } from './firewall/hub-firewall.js';
+import { readSnapshot, type RegistryChange } from './registry/registry.js';
+import { hubAddress } from './registry/overlay.js';
+import type { CountryRecord } from './registry/record.js';
+import { Router } from './router/router.js';
+import { endpointsPath, type Endpoints } from './runtime.js';
+import { openHubServices, snapshotPath, type HubServices } from './services.js';
+import { identityPaths } from './state-init.js';
+import { HubTunnel } from './wireguard/hub-tunnel.js';
+
+export interface HubDaemonOptions {
+  stateDir: string;
+  config: HubConfig;
+  log: Logger;
+}
+
+/**
+ * The hub (ARCHITECTURE): supervised nats-server, country registry, enrollment and admin API,
+ * router and WireGuard hub, composed in dependency order and stopped in reverse. Registry changes
+ * flow one way: a write → broker users re-rendered and reloaded → consumer ensured → tunnel peers
+ * synced; each step is idempotent, so a crash in the middle is repaired by the next start.
+ */
+export class HubDaemon {
+  readonly #o: HubDaemonOptions;
+  readonly #log: Logger;
+  #broker: BrokerSupervisor | undefined;
+  #nc: NatsConnection | undefined;
+  #jsm: JetStreamManager | undefined;
+  #services: HubServices | undefined;
+  #router: Router | undefined;
+  #tunnel: HubTunnel | undefined;
+  #firewall: HubFirewall | undefined;
+  #countries: readonly CountryRecord[] = [];
+  #endpoints: Endpoints | undefined;
+  /** The client port in use once the broker first listened; later renders keep it (see start()). */
+  #brokerPort: number | undefined;
+
+  constructor(opts: HubDaemonOptions) {
+    this.#o = opts;
+    this.#log = opts.log;
+  }
+
+  get services(): HubServices | undefined {
+    return this.#services;
+  }
+
+  get endpoints(): Endpoints | undefined {
+    return this.#endpoints;
+  }
+
+  get broker(): BrokerSupervisor | undefined {
+    return this.#broker;
+  }
+
+  get tunnel(): HubTunnel | undefined {
+    return this.#tunnel;
+  }
+
+  async start(): Promise<Endpoints> {
+    const { stateDir, config } = this.#o;
+    const ids = identityPaths(stateDir);
+    const rootPath = join(stateDir, 'pki', 'root.crt');
+    const brokerDir = join(stateDir, 'broker');
+    await mkdir(brokerDir, { recursive: true, mode: 0o700 });
+
+    // 1. The broker, rendered from the disk snapshot: JetStream (and the registry bucket in it)
+    //    only exists once nats-server runs.
+    try {
+      this.#countries = await readSnapshot(snapshotPath(stateDir));
+    } catch (err) {
+      this.#log.error({ err }, 'registry snapshot unreadable; starting the broker with no countries until the registry is open');
+    }
+    const hubCertPem = await readFile(ids.hubCert, 'utf8');
+    const hubDn = subjectDn('hub', config.hubName);
+    const hubPin = pinnedCertHash(hubCertPem);
+    this.#broker = new BrokerSupervisor({
+      dir: brokerDir,
+      ...(config.broker.binary ? { binary: config.broker.binary } : {}),
+      clientHost: '127.0.0.1',
+      logger: this.#log.child({ component: 'broker' }),
+      render: () =>
+        renderBrokerConfig({
+          serverName: config.hubName,
+          host: config.broker.host,
+          port: this.#brokerPort ?? config.broker.port,
+          monitorPort: config.broker.monitorPort,
+          portsFileDir: brokerDir,
+          jetstream: { storeDir: join(brokerDir, 'jetstream'), maxMemoryBytes: 256 * 1024 * 1024, maxFileBytes: 64 * 1024 * 1024 * 1024 },
+          tls: { certFile: ids.hubCert, keyFile: ids.hubKey, caFile: rootPath },
+          hubUser: hubDn,
+          countries: this.#countries.filter((c) => c.status === 'active').map((c) => c.code),
+          maxPayloadBytes: config.broker.maxPayloadBytes,
+          pinnedCerts: this.#pins(hubPin),
+        }),
+    });
+    await this.#broker.start();
+    // With port 0 (any free port) a restarted nats-server would come back elsewhere and every
+    // client, the hub's own included, would lose it: keep the port it got the first time.
+    this.#brokerPort = Number(new URL(this.#broker.url).port);
+
+    // 2. The hub's own broker connection, streams, and the services on top.
+    this.#nc = await connect({
+      servers: this.#broker.url,
+      name: config.hubName,
+      tls: { cert: hubCertPem, key: await readFile(ids.hubKey, 'utf8'), ca: await readFile(rootPath, 'utf8') },
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    this.#jsm = await jetstreamManager(this.#nc);
+    await ensureStreams(this.#jsm, { deliverMaxAgeMs: config.broker.deliverMaxAgeMs, maxMsgBytes: config.broker.maxPayloadBytes });
+
+    const overlayHub = hubAddress(config.wireguard.overlayCidr);
+    if (config.wireguard.enabled) {
+      this.#tunnel = new HubTunnel(
+        {
+          ifname: config.wireguard.interface,
+          listenPort: config.wireguard.listenPort,
+          privateKeyPath: join(stateDir, 'wireguard', 'hub.key'),
+          address: `${overlayHub}/${config.wireguard.overlayCidr.split('/')[1] ?? '16'}`,
+        },
+        this.#log,
+      );
+      await mkdir(join(stateDir, 'wireguard'), { recursive: true, mode: 0o700 });
+      await this.#tunnel.start();
+    }
+
+    this.#services = await openHubServices({
+      stateDir,
+      config,
+      nc: this.#nc,
+      log: this.#log,
+      network: () => this.#network(overlayHub),
+      readiness: () => this.#readiness(),
+    });
+    const registry = this.#services.registry;
+    this.#countries = registry.list();
+    registry.onChange((change) => this.#apply(change));
+
+    // 3. Converge everything on the registry as it is now (repairs a crash mid-change).
+    await this.#broker.reload();
+    for (const code of registry.activeCodes()) await ensureCountryConsumer(this.#jsm, code);
+    if (this.#tunnel) {
+      await this.#tunnel.syncPeers(this.#peers());
+      this.#firewall = new HubFirewall(
+        {
+          wgInterface: config.wireguard.interface,
+          wgPort: config.wireguard.listenPort,
+          overlayCidr: config.wireguard.overlayCidr,
+          hubAddress: overlayHub,
+          allowedTcpPorts: [],
+        },
+        this.#log,
+      );
+    }
+
+    this.#router = new Router({ nc: this.#nc, directory: registry, log: this.#log });
+    await this.#router.start();
+
+    await this.#services.api.listen({ host: config.api.host, port: config.api.port });
+    const apiPort = (this.#services.api.server.address() as AddressInfo).port;
+    const natsPort = Number(new URL(this.#broker.url).port);
+    if (this.#firewall) await this.#firewall.apply({ allowedTcpPorts: [natsPort, apiPort] });
+    this.#endpoints = {
+      pid: process.pid,
+      apiUrl: `https://127.0.0.1:${apiPort}`,
+      natsUrl: this.#broker.url,
+      monitorUrl: this.#broker.monitorUrl,
+      startedAt: new Date().toISOString(),
+    };
+    await writeFileDurable(endpointsPath(stateDir), `${JSON.stringify(this.#endpoints, null, 2)}\n`, { mode: 0o644 });
+    this.#log.info({ ...this.#endpoints, countries: registry.list().length, active: registry.activeCodes().length }, 'hub started');
+    return this.#endpoints;
+  }
+
+  /** Stops everything in reverse order; safe to call more than once and after a failed start. */
+  async stop(): Promise<void> {
+    const steps: [string, () => Promise<unknown> | undefined][] = [
+      ['api', () => this.#services?.api.close()],
+      ['router', () => this.#router?.stop()],
+      ['firewall', () => this.#firewall?.stop()],
+      ['tunnel', () => this.#tunnel?.stop()],
+      ['nats connection', () => (this.#nc && !this.#nc.isClosed() ? this.#nc.drain() : undefined)],
+      ['broker', () => this.#broker?.stop()],
+      ['endpoints file', () => rm(endpointsPath(this.#o.stateDir), { force: true })],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.#log.error({ err, what }, 'error while stopping');
+      }
+    }
+    this.#log.info('hub stopped');
+  }
+
+  /** What the enrollment bundle tells agents about the hub. */
+  #network(overlayHub: string): HubNetwork {
+    const { config } = this.#o;
+    const natsPort = this.#broker ? Number(new URL(this.#broker.url).port) : config.broker.port;
+    const apiPort = this.#endpoints ? Number(new URL(this.#endpoints.apiUrl).port) : config.api.port;
+    return {
+      overlayCidr: config.wireguard.overlayCidr,
+      hubAddress: overlayHub,
+      wgPublicKey: this.#tunnel?.publicKey ?? null,
+      wgEndpoint: config.wireguard.endpoint ?? null,
+      apiUrl: config.api.publicUrl ?? `https://${overlayHub}:${apiPort}`,
+      natsUrl: config.broker.natsUrlForAgents ?? `tls://${overlayHub}:${natsPort}`,
+      policy: { version: 1, hubAddress: overlayHub, natsPort, apiPort, allowFromHubTcp: [] },
+    };
+  }
+
+  /**
+   * `pinned_certs`: the hub's key and each active country's current key, so that a certificate of
+   * a revoked or superseded key fails the TLS handshake itself (ARCHITECTURE, Broker). A live
+   * connection is dropped by removing the country's user; pins guard the reconnect.
+   */
+  #pins(hubPin: string): string[] {
+    const active = this.#countries.filter((c) => c.status === 'active');
+    return [hubPin, ...active.flatMap((c) => (c.certPin ? [c.certPin] : []))];
+  }
+
+  #readiness(): Record<string, boolean> {
+    return {
+      broker: this.#broker?.isRunning ?? false,
+      brokerConnection: this.#nc !== undefined && !this.#nc.isClosed(),
+      ...(this.#o.config.wireguard.enabled ? { tunnel: this.#tunnel !== undefined } : {}),
+    };
+  }
+
+  #peers() {
+    return (this.#services?.registry.list() ?? []).flatMap((c) =>
+      c.status === 'active' && c.wgPublicKey && c.overlayAddress ? [{ publicKey: c.wgPublicKey, allowedIp: `${c.overlayAddress}/32` }] : [],
+    );
+  }
+
+  /**
+   * Applies one registry change to the broker and the tunnel. Access-relevant fields only: a
+   * heartbeat's `lastSeen` changes nothing here.
+   */
+  async #apply(change: RegistryChange): Promise<void> {
+    const before = change.before;
+    const after = change.after;
+    const relevant =
+      before?.status !== after.status ||
+      before.certSerial !== after.certSerial ||
+      before.certPin !== after.certPin ||
+      before.wgPublicKey !== after.wgPublicKey ||
+      before.overlayAddress !== after.overlayAddress;
+    if (!relevant) return;
+    this.#countries = this.#services?.registry.list() ?? this.#countries;
+    if (after.status === 'active' && this.#jsm) await ensureCountryConsumer(this.#jsm, after.code);
+    await this.#broker?.reload();
+    if (this.#tunnel) {
+      const changes = await this.#tunnel.syncPeers(this.#peers());
+      this.#log.info({ country: after.code, ...changes }, 'tunnel peers synced');
+    }
+  }
+}

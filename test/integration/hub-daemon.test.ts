@@ -1,0 +1,174 @@
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Bundle } from '../../hub/enrollment/bundle.js';
+import { isAlive } from '../../hub/broker/nats-server.js';
+import { identityPaths, initHubState } from '../../hub/state-init.js';
+import { encodeEnvelope, newUlid } from '../../protocol/envelope.js';
+import { DELIVER_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
+import { runCli } from '../helpers/cli.js';
+import { countryKeys } from '../helpers/country-identity.js';
+import { describeError, rejection } from '../helpers/errors.js';
+import { startHubProcess } from '../helpers/hub-process.js';
+import { httpsCall } from '../helpers/https.js';
+import { tempDir } from '../helpers/tmpdir.js';
+import { waitFor } from '../helpers/wait.js';
+
+// One hub daemon, started as `ncbnet hub run` in its own process, driven only from outside: the
+// operator CLI, the enrollment API and NATS clients holding country certificates.
+const state = await tempDir(t, 'ncbnet-hub-');
+await initHubState({ state, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
+const hub = await startHubProcess(t, state, { api: { host: '127.0.0.1', port: 0 }, broker: { host: '127.0.0.1', port: 0, monitorPort: 0 }, log: { level: 'debug' } });
+const root = await readFile(join(state, 'pki', 'root.crt'), 'utf8');
+const connections: NatsConnection[] = [];
+t.teardown(async () => {
+  for (const nc of connections) if (!nc.isClosed()) await nc.close();
+});
+
+const cli = async (...args: string[]) => {
+  const r = await runCli('ncbnet', [...args, '--state', state, '--json']);
+  return { ...r, json: r.code === 0 ? (JSON.parse(r.stdout) as unknown) : undefined };
+};
+
+/** Adds, tokens and enrolls a country through the CLI and the API; returns its TLS identity. */
+async function onboard(cc: string, name: string) {
+  const add = await cli('country', 'add', cc, '--name', name);
+  if (add.code !== 0) throw new Error(`country add ${cc}: ${add.stderr}`);
+  const tok = await cli('token', 'create', cc, '--ttl', '10m');
+  const token = (tok.json as { token: string }).token;
+  const keys = await countryKeys(cc);
+  const res = await httpsCall(`${hub.endpoints.apiUrl}/v1/enroll`, { ca: root, body: { token, csr: keys.csr, wgPublicKey: keys.wgPublicKey } });
+  if (res.status !== 200) throw new Error(`enroll ${cc}: ${res.text}`);
+  const bundle = res.json as Bundle;
+  return { cc, bundle, cert: bundle.certificate + bundle.chain, key: keys.keyPem };
+}
+
+async function connectAs(id: { cc: string; cert: string; key: string }, reconnect = false): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: hub.endpoints.natsUrl,
+    tls: { cert: id.cert, key: id.key, ca: root },
+    inboxPrefix: subjects.inboxPrefix(id.cc),
+    timeout: 3000,
+    reconnect,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 100,
+  });
+  connections.push(nc);
+  return nc;
+}
+
+const message = (from: string, to: string[], subject: string) =>
+  encodeEnvelope({ v: 1, id: newUlid(), kind: 'message', from, to, priority: 'routine', created: new Date().toISOString(), subject, body: `${subject} body` });
+
+const fr = await onboard('FR', 'France');
+const de = await onboard('DE', 'Germany');
+
+t.test('hub daemon: countries enrolled through the CLI and API are NATS users with only their own subjects', async (t) => {
+  const list = await cli('country', 'list');
+  t.same((list.json as { code: string; status: string }[]).map((c) => [c.code, c.status]), [['DE', 'active'], ['FR', 'active']]);
+  const nc = await connectAs(fr);
+  const js = jetstream(nc, { timeout: 3000 });
+  const ack = await js.publish(subjects.submit('FR'), message('FR', ['DE'], 'permissions check'));
+  t.equal(ack.stream, 'SUBMIT', 'FR may submit as FR');
+  t.match(describeError(await rejection(js.publish(subjects.submit('DE'), message('DE', ['FR'], 'forged')))), /Permissions Violation for Publish to "ncb\.submit\.DE"/);
+  t.match(describeError(await rejection(js.consumers.get(DELIVER_STREAM, deliverConsumer('DE')))), /Permissions Violation/, "FR cannot read DE's consumer");
+  const strangers = await tempDir(t);
+  await initHubState({ state: strangers, hubName: 'hub-x', sans: ['127.0.0.1'], operator: 'x' });
+  const ids = identityPaths(strangers);
+  const foreign = await rejection(connect({ servers: hub.endpoints.natsUrl, tls: { cert: await readFile(ids.operatorCert, 'utf8'), key: await readFile(ids.operatorKey, 'utf8'), ca: root }, timeout: 3000, reconnect: false }));
+  t.ok(foreign, `a certificate from another CA cannot connect: ${describeError(foreign)}`);
+  await nc.close();
+});
+
+t.test('hub daemon: FR→DE goes through the router and waits in DELIVER until DE connects', async (t) => {
+  const nc = await connectAs(fr);
+  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['DE'], 'for DE, later'));
+  await nc.close();
+  const deNc = await connectAs(de);
+  const consumer = await jetstream(deNc).consumers.get(DELIVER_STREAM, deliverConsumer('DE'));
+  const seen: string[] = [];
+  await waitFor('the message for DE', async () => {
+    const batch = await consumer.fetch({ max_messages: 10, expires: 1000 });
+    for await (const m of batch) {
+      seen.push(m.json<{ subject: string }>().subject);
+      t.match(m.headers?.get('Nats-Msg-Id') ?? '', /^[0-9A-HJKMNP-TV-Z]{26}\.DE$/, 'dedup id <id>.<TO>');
+      m.ack();
+    }
+    return seen.includes('for DE, later');
+  });
+  t.ok(seen.includes('for DE, later'));
+  await deNc.close();
+});
+
+t.test('hub daemon: killing nats-server: the hub restarts it and stored messages survive', async (t) => {
+  const nc = await connectAs(fr);
+  const it = await onboard('IT', 'Italy');
+  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['IT'], 'survives a broker crash'));
+  await nc.close();
+  const pidFile = join(state, 'broker', 'nats-server.pid');
+  const oldPid = Number(await readFile(pidFile, 'utf8'));
+  const hubConn = await connect({ servers: hub.endpoints.natsUrl, tls: { cert: await readFile(identityPaths(state).hubCert, 'utf8'), key: await readFile(identityPaths(state).hubKey, 'utf8'), ca: root } });
+  connections.push(hubConn);
+  const jsm = await jetstreamManager(hubConn);
+  await waitFor('the router to deliver to IT', async () => (await jsm.consumers.info(DELIVER_STREAM, deliverConsumer('IT'))).num_pending === 1);
+  await hubConn.close();
+  process.kill(oldPid, 'SIGKILL');
+  await waitFor('a new nats-server', async () => {
+    const pid = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
+    return pid !== oldPid && pid > 0 && (await isAlive(pid));
+  }, 20_000);
+  t.match(hub.output(), /restart/i, 'the hub logged the restart');
+  let itNc: NatsConnection | undefined;
+  await waitFor('IT to connect to the restarted broker', async () => {
+    itNc = await connectAs(it).catch(() => undefined);
+    return itNc !== undefined;
+  }, 20_000, 200);
+  if (!itNc) throw new Error('unreachable');
+  const consumer = await jetstream(itNc).consumers.get(DELIVER_STREAM, deliverConsumer('IT'));
+  const msgs = await consumer.fetch({ max_messages: 1, expires: 3000 });
+  const got: string[] = [];
+  for await (const m of msgs) {
+    got.push(m.json<{ subject: string }>().subject);
+    m.ack();
+  }
+  t.same(got, ['survives a broker crash'], 'the stored message is still there after the crash');
+  const ready = await httpsCall(`${hub.endpoints.apiUrl}/readyz`, { ca: root });
+  t.equal(ready.status, 200, `ready again: ${ready.text}`);
+});
+
+t.test('hub daemon: revoking DE drops its live connection within 1 s and it cannot come back', async (t) => {
+  const deNc = await connectAs(de, true);
+  const frNc = await connectAs(fr);
+  let closedAt = 0;
+  const statusLoop = (async () => {
+    for await (const s of deNc.status()) if (s.type === 'disconnect' && !closedAt) closedAt = Date.now();
+  })();
+  const start = Date.now();
+  const r = await cli('country', 'revoke', 'DE', '--reason', 'keyCompromise');
+  t.equal(r.code, 0, r.stderr);
+  const afterCli = Date.now();
+  await waitFor('DE to be disconnected', () => closedAt > 0, 5000);
+  t.ok(closedAt - afterCli < 1000, `dropped ${closedAt - afterCli} ms after the revoke returned (${closedAt - start} ms after it was typed)`);
+  await deNc.close();
+  await statusLoop;
+  const again = await rejection(connectAs(de));
+  t.ok(again, `DE cannot reconnect: ${describeError(again)}`);
+  await waitFor('the broker to log why', () => /certificate not pinned|Authorization Violation/.test(hub.output()));
+  t.match(hub.output(), /certificate not pinned/, 'refused at the TLS handshake: its key is no longer pinned');
+  t.notOk(frNc.isClosed(), 'FR is not disturbed');
+  const crl = await httpsCall(`${hub.endpoints.apiUrl}/pki/crl?format=pem`, { ca: root });
+  t.match(crl.text, /BEGIN X509 CRL/);
+  const show = await cli('country', 'show', 'DE');
+  t.equal((show.json as { country: { status: string } }).country.status, 'revoked');
+  await frNc.close();
+});
+
+t.test('hub daemon: SIGTERM stops the hub and its nats-server, exit 0', async (t) => {
+  const pid = Number(await readFile(join(state, 'broker', 'nats-server.pid'), 'utf8'));
+  t.equal(await hub.stop(), 0);
+  t.notOk(await isAlive(pid), 'nats-server is gone');
+  const after = await cli('country', 'list');
+  t.equal(after.code, 69, `the CLI says the hub is unavailable: ${after.stderr}`);
+});
