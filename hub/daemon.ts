@@ -22,6 +22,12 @@ import { openHubServices, snapshotPath, type HubServices } from './services.js';
 import { identityPaths } from './state-init.js';
 import { HubTunnel } from './wireguard/hub-tunnel.js';
 
+/** An address a local client can dial for a listener bound to `host` (wildcards mean loopback). */
+function localHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 export interface HubDaemonOptions {
   stateDir: string;
   config: HubConfig;
@@ -176,7 +182,7 @@ export class HubDaemon {
     if (this.#firewall) await this.#firewall.apply({ allowedTcpPorts: [natsPort, apiPort] });
     this.#endpoints = {
       pid: process.pid,
-      apiUrl: `https://127.0.0.1:${apiPort}`,
+      apiUrl: `https://${localHost(config.api.host)}:${apiPort}`,
       natsUrl: this.#broker.url,
       monitorUrl: this.#broker.monitorUrl,
       startedAt: new Date().toISOString(),

@@ -30,10 +30,14 @@ export interface HubProcess {
  * hub.json), waits for it to write its endpoints, and kills it at teardown if the test did not
  * stop it. Its log is printed when the test fails.
  */
-export async function startHubProcess(t: Teardownable, stateDir: string, config: unknown, timeoutMs = 30_000): Promise<HubProcess> {
+export async function startHubProcess(t: Teardownable, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<HubProcess> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const configPath = join(stateDir, 'hub.json');
   await writeFile(configPath, JSON.stringify(config));
-  const child = spawn(process.execPath, [...typescriptLoader(), 'hub/cli/main.ts', 'hub', 'run', '--state', stateDir, '--config', configPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, ...typescriptLoader(), 'hub/cli/main.ts', 'hub', 'run', '--state', stateDir, '--config', configPath];
+  // `ip netns exec` execs the program in place, so the pid is the hub's own.
+  const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
+  const child = spawn(cmd as string, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));

@@ -112,6 +112,23 @@ export class NetnsLab {
     return { a: ifA, b: ifB };
   }
 
+  /**
+   * A veth pair between the test's own (root) namespace and one of the lab's, so the test process
+   * can reach a daemon inside it. The root end gets `rootAddress`; both ends go when the namespace
+   * is deleted. Traffic stays on this link: only the two addresses are on it.
+   */
+  async rootLink(ns: string, rootAddress: string, nsAddress: string): Promise<{ root: string; inner: string }> {
+    const n = String(this.#namespaces.indexOf(ns));
+    const root = this.ifname(`r${n}a`);
+    const inner = this.ifname(`r${n}b`);
+    await run('ip', ['link', 'add', 'name', root, 'type', 'veth', 'peer', 'name', inner, 'netns', ns]);
+    await run('ip', ['address', 'add', rootAddress, 'dev', root]);
+    await run('ip', ['link', 'set', root, 'up']);
+    await this.exec(ns, ['ip', 'address', 'add', nsAddress, 'dev', inner]);
+    await this.exec(ns, ['ip', 'link', 'set', inner, 'up']);
+    return { root, inner };
+  }
+
   /** Runs argv in `ns`; throws with stderr on a non-zero exit. */
   exec(ns: string, argv: readonly string[], opts: Omit<ExecOptions, 'netns'> = {}): Promise<ExecResult> {
     const [cmd, ...args] = argv;

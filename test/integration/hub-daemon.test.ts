@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -13,6 +13,7 @@ import { countryKeys } from '../helpers/country-identity.js';
 import { describeError, rejection } from '../helpers/errors.js';
 import { startHubProcess } from '../helpers/hub-process.js';
 import { httpsCall } from '../helpers/https.js';
+import { openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmpdir.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -159,7 +160,10 @@ t.test('hub daemon: revoking DE drops its live connection within 1 s and it cann
   t.match(hub.output(), /certificate not pinned/, 'refused at the TLS handshake: its key is no longer pinned');
   t.notOk(frNc.isClosed(), 'FR is not disturbed');
   const crl = await httpsCall(`${hub.endpoints.apiUrl}/pki/crl?format=pem`, { ca: root });
-  t.match(crl.text, /BEGIN X509 CRL/);
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'crl.pem'), crl.text);
+  const text = await openssl(['crl', '-in', join(dir, 'crl.pem'), '-noout', '-text']);
+  t.match(text.stdout.toUpperCase(), de.bundle.serial.toUpperCase(), "DE's serial is in the CRL the hub serves");
   const show = await cli('country', 'show', 'DE');
   t.equal((show.json as { country: { status: string } }).country.status, 'revoked');
   await frNc.close();
