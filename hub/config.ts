@@ -17,7 +17,6 @@ const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):
  */
 export const HubConfigSchema = Type.Object(
   {
-    hubName: Type.Optional(Type.String({ pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$', description: 'CN of the hub certificate made by hub init' })),
     api: Type.Optional(
       Type.Object(
         {
@@ -74,7 +73,6 @@ export type HubConfigInput = Static<typeof HubConfigSchema>;
 
 /** The hub's configuration with every default filled in, frozen. */
 export interface HubConfig {
-  readonly hubName: string;
   readonly api: { readonly host: string; readonly port: number; readonly publicUrl: string | undefined; readonly bodyLimitBytes: number };
   readonly broker: {
     readonly binary: string | undefined;
@@ -109,7 +107,6 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
   if (problems.length) throw new ValidationError(HUB_CONFIG_INVALID, source, problems);
   const c = value as HubConfigInput;
   return Object.freeze({
-    hubName: c.hubName ?? 'hub-1',
     api: Object.freeze({ host: c.api?.host ?? '0.0.0.0', port: c.api?.port ?? 8443, publicUrl: c.api?.publicUrl, bodyLimitBytes: c.api?.bodyLimitBytes ?? 65536 }),
     broker: Object.freeze({
       binary: c.broker?.binary,

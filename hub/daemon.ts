@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -6,11 +7,13 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { writeFileDurable } from '../pki/files.js';
 import { subjectDn } from '../protocol/identity.js';
+import { countryOfSubject, subjects } from '../protocol/subjects.js';
 import { renderBrokerConfig } from './broker/config-render.js';
 import { pinnedCertHash } from './broker/pins.js';
 import { ensureCountryConsumer, ensureStreams } from './broker/streams.js';
 import { BrokerSupervisor } from './broker/supervisor.js';
 import type { HubConfig } from './config.js';
+import { HUB_STATE_MISSING, HubError } from './errors.js';
 import type { HubNetwork } from './enrollment/service.js';
 import { HubFirewall } from './firewall/hub-firewall.js';
 import { readSnapshot, type RegistryChange } from './registry/registry.js';
@@ -52,6 +55,8 @@ export class HubDaemon {
   #firewall: HubFirewall | undefined;
   #countries: readonly CountryRecord[] = [];
   #endpoints: Endpoints | undefined;
+  /** Whether the hub's own broker connection is up now (it reconnects by itself after a restart). */
+  #isConnected = false;
   /** The client port in use once the broker first listened; later renders keep it (see start()). */
   #brokerPort: number | undefined;
 
@@ -90,8 +95,12 @@ export class HubDaemon {
     } catch (err) {
       this.#log.error({ err }, 'registry snapshot unreadable; starting the broker with no countries until the registry is open');
     }
-    const hubCertPem = await readFile(ids.hubCert, 'utf8');
-    const hubDn = subjectDn('hub', config.hubName);
+    const hubCertPem = await readFile(ids.hubCert, 'utf8').catch((err: unknown) => {
+      throw new HubError(HUB_STATE_MISSING, `${stateDir}: no hub identity (${ids.hubCert}); run \`ncbnet hub init --state ${stateDir}\` first`, { cause: err });
+    });
+    // The hub's name is its certificate's, so the broker user always matches the identity in use.
+    const hubName = new X509Certificate(hubCertPem).subject.match(/^CN=(.+)$/m)?.[1] ?? 'hub';
+    const hubDn = subjectDn('hub', hubName);
     const hubPin = pinnedCertHash(hubCertPem);
     this.#broker = new BrokerSupervisor({
       dir: brokerDir,
@@ -100,7 +109,7 @@ export class HubDaemon {
       logger: this.#log.child({ component: 'broker' }),
       render: () =>
         renderBrokerConfig({
-          serverName: config.hubName,
+          serverName: hubName,
           host: config.broker.host,
           port: this.#brokerPort ?? config.broker.port,
           monitorPort: config.broker.monitorPort,
@@ -121,11 +130,13 @@ export class HubDaemon {
     // 2. The hub's own broker connection, streams, and the services on top.
     this.#nc = await connect({
       servers: this.#broker.url,
-      name: config.hubName,
+      name: hubName,
       tls: { cert: hubCertPem, key: await readFile(ids.hubKey, 'utf8'), ca: await readFile(rootPath, 'utf8') },
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
     });
+    this.#isConnected = true;
+    void this.#watchConnection(this.#nc);
     this.#jsm = await jetstreamManager(this.#nc);
     await ensureStreams(this.#jsm, { deliverMaxAgeMs: config.broker.deliverMaxAgeMs, maxMsgBytes: config.broker.maxPayloadBytes });
 
@@ -175,6 +186,7 @@ export class HubDaemon {
 
     this.#router = new Router({ nc: this.#nc, directory: registry, log: this.#log });
     await this.#router.start();
+    this.#listenHeartbeats();
 
     await this.#services.api.listen({ host: config.api.host, port: config.api.port });
     const apiPort = (this.#services.api.server.address() as AddressInfo).port;
@@ -213,6 +225,27 @@ export class HubDaemon {
     this.#log.info('hub stopped');
   }
 
+  /**
+   * `ncb.heartbeat.<CC>` → the country's last seen time (the registry writes it at most once a
+   * minute). The broker already guarantees the subject's country is the sender.
+   */
+  #listenHeartbeats(): void {
+    const registry = this.#services?.registry;
+    if (!this.#nc || !registry) return;
+    const log = this.#log.child({ component: 'heartbeat' });
+    this.#nc.subscribe(subjects.heartbeatAll, {
+      callback: (err, msg) => {
+        if (err) {
+          log.error({ err }, 'heartbeat subscription failed');
+          return;
+        }
+        const country = countryOfSubject(msg.subject, 'heartbeat');
+        if (!country || !registry.isActive(country)) return;
+        registry.touch(country, new Date()).catch((e: unknown) => log.warn({ err: e, country }, 'could not record last seen'));
+      },
+    });
+  }
+
   /** What the enrollment bundle tells agents about the hub. */
   #network(overlayHub: string): HubNetwork {
     const { config } = this.#o;
@@ -239,10 +272,23 @@ export class HubDaemon {
     return [hubPin, ...active.flatMap((c) => (c.certPin ? [c.certPin] : []))];
   }
 
+  async #watchConnection(nc: NatsConnection): Promise<void> {
+    const log = this.#log.child({ component: 'broker-connection' });
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.#isConnected = false;
+        log.warn('hub lost its broker connection; reconnecting');
+      } else if (s.type === 'reconnect') {
+        this.#isConnected = true;
+        log.info('hub reconnected to the broker');
+      }
+    }
+  }
+
   #readiness(): Record<string, boolean> {
     return {
       broker: this.#broker?.isRunning ?? false,
-      brokerConnection: this.#nc !== undefined && !this.#nc.isClosed(),
+      brokerConnection: this.#nc !== undefined && !this.#nc.isClosed() && this.#isConnected,
       ...(this.#o.config.wireguard.enabled ? { tunnel: this.#tunnel !== undefined } : {}),
     };
   }

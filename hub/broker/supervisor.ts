@@ -4,6 +4,7 @@
  * restarts it with exponential back-off when it dies, and never leaves it orphaned.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -51,6 +52,8 @@ interface Run {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** util-linux setpriv, for the parent-death signal (see #launch). */
+const SETPRIV = '/usr/bin/setpriv';
 const POLL_INTERVAL_MS = 20;
 
 /**
@@ -243,7 +246,11 @@ export class BrokerSupervisor extends EventEmitter<BrokerSupervisorEvents> {
 
   /** Spawns nats-server on the config in place and waits for its ports file. */
   async #launch(): Promise<void> {
-    const child = spawn(this.#binary, ['-c', this.configPath], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Through setpriv(1) when present: PR_SET_PDEATHSIG makes the kernel send nats-server SIGTERM
+    // when the hub dies, even by SIGKILL, so it never outlives the hub. setpriv execs in place, so
+    // the pid (and /proc/PID/cmdline, which the orphan check reads) is nats-server's own.
+    const [cmd, ...args] = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', this.#binary, '-c', this.configPath] : [this.#binary, '-c', this.configPath];
+    const child = spawn(cmd, args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     const run: Run = {
       child,
       startedAt: this.#now(),

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT, exitCodeFor } from '../../protocol/exit-codes.js';
+import { EXIT } from '../../protocol/exit-codes.js';
 import { loadHubConfig } from '../config.js';
 import { HubDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
@@ -48,7 +48,9 @@ async function run(opts: RunOptions): Promise<void> {
   } catch (err) {
     log.fatal({ err }, 'hub failed to start');
     await daemon.stop();
-    process.exitCode = exitCodeFor(err) === EXIT.failure ? EXIT.unavailable : exitCodeFor(err);
+    // Also one line on stderr for the operator at the terminal; the JSON log is for machines.
+    const code = reportError(err);
+    process.exitCode = code === EXIT.failure ? EXIT.unavailable : code;
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
     return;

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { Value } from 'typebox/value';
@@ -10,6 +11,7 @@ import {
   REGISTRY_NOT_A_COUNTRY,
   REGISTRY_OVERLAY_FULL,
   REGISTRY_RECORD_CORRUPT,
+  REGISTRY_UNAVAILABLE,
   REGISTRY_UNKNOWN_COUNTRY,
 } from '../errors.js';
 import { allocateAddress } from './overlay.js';
@@ -190,16 +192,36 @@ export class Registry {
     return run;
   }
 
+  /**
+   * One compare-and-set write to the bucket. A broker that is restarting (timeout, no
+   * responders) is waited for; an attempt that timed out may still have landed, so a later
+   * "wrong last sequence" is checked against what is stored before it is called a conflict.
+   */
+  async #store(after: CountryRecord): Promise<number> {
+    const known = this.#records.get(after.code);
+    const value = JSON.stringify(after);
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
+      try {
+        return known ? await this.#kv.update(after.code, value, known.revision) : await this.#kv.create(after.code, value);
+      } catch (err) {
+        lastError = err;
+        if (isWrongSequence(err) || (err instanceof Error && /exists/i.test(err.message))) {
+          const stored = await this.#kv.get(after.code).catch(() => null);
+          if (attempt > 1 && stored?.operation === 'PUT' && stored.string() === value) return stored.revision;
+          throw new HubError(REGISTRY_CONFLICT, `registry: ${after.code} was changed by someone else; reload and retry`, { cause: err });
+        }
+        this.#log.warn({ err, country: after.code, attempt }, 'registry write failed; retrying');
+        await delay(WRITE_RETRY_MS);
+      }
+    }
+    throw new HubError(REGISTRY_UNAVAILABLE, `registry: the broker did not confirm the write of ${after.code}; retry shortly`, { cause: lastError });
+  }
+
   async #write(before: CountryRecord | undefined, after: CountryRecord): Promise<CountryRecord> {
     const code = after.code;
     if (!Value.Check(CountryRecordSchema, after)) throw new HubError(REGISTRY_RECORD_CORRUPT, `registry: refusing to store an invalid record for ${code}`);
-    const known = this.#records.get(after.code);
-    let revision: number;
-    try {
-      revision = known ? await this.#kv.update(after.code, JSON.stringify(after), known.revision) : await this.#kv.create(after.code, JSON.stringify(after));
-    } catch (err) {
-      throw new HubError(REGISTRY_CONFLICT, `registry: ${after.code} was changed by someone else; retry (${(err as Error).message})`, { cause: err });
-    }
+    const revision = await this.#store(after);
     this.#records.set(after.code, { record: after, revision });
     await writeSnapshot(this.#snapshotPath, this.list(), this.#now());
     this.#log.info({ country: after.code, status: after.status, revision }, 'registry updated');
@@ -212,6 +234,14 @@ export class Registry {
     }
     return after;
   }
+}
+
+/** How often and how long a registry write is retried while the broker is briefly away. */
+const WRITE_ATTEMPTS = 4;
+const WRITE_RETRY_MS = 1000;
+
+function isWrongSequence(err: unknown): boolean {
+  return err instanceof Error && /wrong last sequence/i.test(err.message);
 }
 
 /** Drops keys whose value is undefined, so records compare and serialize cleanly. */
