@@ -33,6 +33,7 @@ const BY_CODE: Readonly<Record<string, number>> = {
   CLI_BAD_DURATION: EXIT.usage,
   CLI_BAD_COUNTRY: EXIT.usage,
   CLI_HUB_UNREACHABLE: EXIT.unavailable,
+  CLI_HUB_RUNNING: EXIT.tempFail,
   CLI_NO_CREDENTIALS: EXIT.noInput,
   CLI_BAD_ANSWER: EXIT.failure,
   HUB_CONFIG_INVALID: EXIT.config,

@@ -8,6 +8,7 @@ import { normalizeSerial } from '../../pki/serial.js';
 import { CodedError } from '../../protocol/errors.js';
 import { parseDuration } from '../../protocol/duration.js';
 import { formatTable } from '../../protocol/text-table.js';
+import { readEndpoints } from '../runtime.js';
 import { action, print, printJson } from './action.js';
 
 interface StateOpts {
@@ -30,10 +31,31 @@ async function checkOutput(path: string, force: boolean | undefined): Promise<vo
   }
 }
 
+/**
+ * The offline commands write the CA journals directly; a hub running on the same directory
+ * would not see those records (its CRL would miss an offline revocation), so they refuse then.
+ */
+async function refuseIfHubRuns(state: string): Promise<void> {
+  const running = await readEndpoints(state);
+  if (running && isProcessAlive(running.pid)) {
+    throw new CodedError('CLI_HUB_RUNNING', `a hub (pid ${running.pid}) is running on ${state}; use the admin API (ncbnet country …) or stop the hub first`);
+  }
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function sign(opts: StateOpts & { country: string; csr: string; out: string; lifetime?: string; force?: boolean }): Promise<void> {
   const lifetimeMs = opts.lifetime === undefined ? undefined : parseDuration(opts.lifetime, '--lifetime');
   const csr = await readInput(opts.csr, '--csr');
   await checkOutput(opts.out, opts.force);
+  await refuseIfHubRuns(opts.state);
   const ca = await CertificateAuthority.load(opts.state);
   const issued = await ca.issue({ kind: 'country', name: opts.country, csr, ...(lifetimeMs === undefined ? {} : { lifetimeMs }) });
   await writeFileDurable(opts.out, issued.pem);
@@ -47,6 +69,7 @@ async function sign(opts: StateOpts & { country: string; csr: string; out: strin
 async function revoke(opts: StateOpts & { serial: string; reason: string }): Promise<void> {
   const reason = parseReason(opts.reason);
   const serial = normalizeSerial(opts.serial);
+  await refuseIfHubRuns(opts.state);
   const ca = await CertificateAuthority.load(opts.state);
   const cert = await ca.revoke(serial, reason);
   if (opts.json) return printJson(cert);

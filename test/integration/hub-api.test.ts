@@ -120,6 +120,9 @@ t.test('hub api: bad enrollments get coded errors and change nothing', async (t)
   t.equal(unknown.status, 401);
   t.equal(codeOf(unknown), 'ENROLL_TOKEN_UNKNOWN');
 
+  const foreignCa = await enroll({ token: token.replace(/\.[0-9a-f]{64}$/, `.${'ab'.repeat(32)}`), csr: de.csr, wgPublicKey: de.wgPublicKey });
+  t.equal(codeOf(foreignCa), 'ENROLL_TOKEN_WRONG_CA', 'a token made for another hub CA');
+
   const badJson = await httpsCall(`${hub.url}/v1/enroll`, { ca: hub.operator.ca, raw: '{"token": "x",', contentType: 'application/json' });
   t.equal(badJson.status, 400, 'malformed JSON');
   t.match(codeOf(badJson), /^FST_ERR_CTP_|^API_/);

@@ -204,6 +204,9 @@ t.test('hub daemon: operator CLI answers with tables, JSON and exit codes that m
   t.match(ttl.stderr, /--ttl: not a duration/);
   const reason = await runCli('ncbnet', ['country', 'revoke', 'FR', '--reason', 'because', '--state', state]);
   t.equal(reason.code, 64, 'unknown revocation reason');
+  const offline = await runCli('ncbnet', ['pki', 'revoke', '--state', state, '--serial', fr.bundle.serial, '--reason', 'superseded']);
+  t.equal(offline.code, 75, 'offline CA commands refuse while the hub runs on the same state');
+  t.match(offline.stderr, /CLI_HUB_RUNNING/);
   t.equal(hub.child.exitCode, null, 'the hub is still running');
 });
 
