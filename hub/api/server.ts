@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../../pki/ca.js';
 import { VERSION } from '../../protocol/version.js';
@@ -35,7 +35,8 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
     https: { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     bodyLimit: opts.bodyLimitBytes,
     loggerInstance: opts.log,
-    disableRequestLogging: true,
+    // Requests are logged by the error handler when refused; successful ones need no line each.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
