@@ -1,0 +1,144 @@
+/**
+ * The inbound side: reads the durable pull consumer `deliver-<CC>` on DELIVER and moves each
+ * message into the inbox. For each: parse the envelope (a malformed one is logged and `term()`ed:
+ * redelivering it cannot make it valid), `inbox.put` (fsync) and only then `ackAck()`, the ack the
+ * server confirms. A lost ack means a redelivery after the consumer's ack wait, which the inbox
+ * drops as a duplicate; a failed write means a `nak`, so the hub keeps the message.
+ *
+ * `consume()` itself survives reconnects and server restarts (it re-pulls, and checks the consumer
+ * after missed heartbeats); this loop only re-binds when `consumers.get` or `consume` fail, e.g.
+ * while the hub is away at start, with the relay's back-off.
+ */
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { EnvelopeError, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
+import { DELIVER_STREAM, deliverConsumer } from '../../protocol/subjects.js';
+import type { Inbox } from './inbox.js';
+import { Wakeup, backoffDelayMs, type RetryBackoff } from './wakeup.js';
+
+/** What the delivery loop needs. */
+export interface DeliveryOptions {
+  country: string;
+  js: JetStreamClient;
+  inbox: Inbox;
+  log: Logger;
+  maxEnvelopeBytes: number;
+  /** Messages buffered per pull. */
+  batchSize: number;
+  /** How long to wait for the server to confirm an ack. */
+  ackTimeoutMs: number;
+  /** Delay before a message whose write failed is redelivered. */
+  nakDelayMs: number;
+  retry: RetryBackoff;
+}
+
+// Consumer notifications worth a warning; the rest (heartbeats, next requests) are routine.
+const WARN_STATUSES = new Set(['heartbeats_missed', 'consumer_not_found', 'stream_not_found', 'consumer_deleted', 'exceeded_limits']);
+
+/** See the module comment. */
+export class Delivery {
+  readonly #opts: DeliveryOptions;
+  readonly #log: Logger;
+  readonly #retry = new Wakeup();
+  #messages: ConsumerMessages | undefined;
+  #loop: Promise<void> | undefined;
+  #isStopping = false;
+
+  constructor(opts: DeliveryOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** The connection came back: re-bind now if the loop is waiting to. */
+  reconnected(): void {
+    this.#retry.notify();
+  }
+
+  /**
+   * Stops pulling and waits for the message in hand. Messages already pulled but not handled are
+   * nak'ed, so the next run (or the next agent process) gets them at once, not after the ack wait.
+   */
+  async stop(): Promise<void> {
+    this.#isStopping = true;
+    this.#retry.notify();
+    await this.#messages?.close();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { js, country } = this.#opts;
+    const name = deliverConsumer(country);
+    let failures = 0;
+    while (!this.#isStopping) {
+      try {
+        const consumer = await js.consumers.get(DELIVER_STREAM, name);
+        if (this.#isStopping) break;
+        const messages = await consumer.consume({ max_messages: this.#opts.batchSize });
+        this.#messages = messages;
+        if (this.#isStopping) {
+          await messages.close();
+          break;
+        }
+        this.#log.info({ stream: DELIVER_STREAM, consumer: name }, 'inbox consumer bound');
+        failures = 0;
+        void this.#watch(messages);
+        for await (const m of messages) {
+          if (this.#isStopping) m.nak();
+          else await this.#handle(m);
+        }
+        if (this.#isStopping) break;
+        this.#log.warn({ consumer: name }, 'inbox consumer ended, re-binding');
+      } catch (err) {
+        if (this.#isStopping) break;
+        failures++;
+        const delayMs = backoffDelayMs(failures, this.#opts.retry);
+        this.#log.warn({ err, consumer: name, failures, delayMs }, 'inbox consumer not bound, will retry');
+        await this.#retry.wait(delayMs);
+      }
+    }
+  }
+
+  async #watch(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const status of messages.status()) {
+        if (WARN_STATUSES.has(status.type)) this.#log.warn({ status }, 'inbox consumer status');
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'inbox consumer status watch ended');
+    }
+  }
+
+  /** Handles one delivery; never throws (every outcome is an ack, a term or a nak). */
+  async #handle(m: JsMsg): Promise<void> {
+    let envelope: Envelope;
+    try {
+      envelope = parseEnvelope(m.data, { maxBytes: this.#opts.maxEnvelopeBytes });
+    } catch (err) {
+      const code = err instanceof EnvelopeError ? err.code : undefined;
+      this.#log.error({ err, code, seq: m.seq, subject: m.subject }, 'malformed delivery terminated');
+      // No reason argument: nats-server 2.9 ignores `+TERM <reason>` (see the router).
+      m.term();
+      return;
+    }
+    let outcome: 'stored' | 'duplicate';
+    try {
+      outcome = await this.#opts.inbox.put(envelope);
+    } catch (err) {
+      this.#log.error({ err, id: envelope.id, seq: m.seq }, 'inbox write failed, delivery left to the hub');
+      m.nak(this.#opts.nakDelayMs);
+      return;
+    }
+    try {
+      const confirmed = await m.ackAck({ timeout: this.#opts.ackTimeoutMs });
+      if (!confirmed) this.#log.warn({ id: envelope.id, seq: m.seq }, 'ack not confirmed, the hub may redeliver (deduplicated)');
+    } catch (err) {
+      // Stored already: a redelivery after the ack wait is dropped by the inbox.
+      this.#log.warn({ err, id: envelope.id, seq: m.seq }, 'ack failed, the hub will redeliver (deduplicated)');
+    }
+    this.#log.debug({ id: envelope.id, seq: m.seq, outcome, redelivered: m.redelivered }, outcome === 'stored' ? 'delivered to inbox' : 'duplicate delivery dropped');
+  }
+}

@@ -1,0 +1,139 @@
+// The inbox on a real file system: put is durable before it resolves, dedup by id survives acks,
+// restarts and compaction, arrival order is kept, torn tails are repaired and damage refused.
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { newUlid, type Envelope } from '../../protocol/envelope.js';
+import { tempDir } from '../../test/helpers/tmpdir.js';
+import { INBOX_FILE, Inbox } from './inbox.js';
+import type { InboxItem } from './types.js';
+
+const silent = pino({ level: 'silent' });
+const DAY = 24 * 3600 * 1000;
+
+function envelope(over: Partial<Envelope> = {}): Envelope {
+  return { v: 1, id: newUlid(), kind: 'message', from: 'DE', to: ['FR'], priority: 'routine', created: new Date().toISOString(), body: 'hallo', ...over };
+}
+
+t.test('inbox: put is stored once, duplicates (also after ack and across restarts) are recognised', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const [a, b, c] = [envelope({ body: 'a' }), envelope({ body: 'b' }), envelope({ body: 'c' })];
+  // Arrival order, not id order: c arrives first.
+  t.equal(await inbox.put(c), 'stored');
+  t.equal(await inbox.put(a), 'stored');
+  t.equal(await inbox.put(b), 'stored');
+  t.equal(await inbox.put(a), 'duplicate');
+  t.same(inbox.list().map((i) => i.envelope.body), ['c', 'a', 'b']);
+  const acked = await inbox.ack(a.id);
+  t.type(acked.ackedAt, 'string');
+  t.equal((await inbox.ack(a.id)).ackedAt, acked.ackedAt, 'ack is idempotent');
+  t.equal(await inbox.put(a), 'duplicate', 'an acked message delivered again is still a duplicate');
+  t.same(inbox.list().map((i) => i.envelope.body), ['c', 'b']);
+  t.same(inbox.list({ includeAcked: true, limit: 2 }).map((i) => i.envelope.body), ['c', 'a']);
+  await t.rejects(inbox.ack(newUlid()), { code: 'RELAY_UNKNOWN_MESSAGE' });
+
+  // "Crash": drop the object; everything comes back, duplicates still recognised.
+  const reopened = await Inbox.open({ dir, log: silent });
+  t.same(reopened.list({ includeAcked: true }).map((i) => [i.envelope.body, i.ackedAt !== undefined]), [['c', false], ['a', true], ['b', false]]);
+  for (const env of [a, b, c]) t.equal(await reopened.put(env), 'duplicate', `${env.body} is a duplicate after restart`);
+  t.equal(reopened.pendingCount, 2);
+});
+
+t.test('inbox: a concurrent redelivery waits for the first write before saying duplicate', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const env = envelope();
+  const order: string[] = [];
+  const first = inbox.put(env).then((r) => order.push(`first:${r}`));
+  const second = inbox.put(env).then((r) => order.push(`second:${r}`));
+  await Promise.all([first, second]);
+  t.same(order, ['first:stored', 'second:duplicate']);
+  t.equal((await readFile(join(dir, INBOX_FILE), 'utf8')).split('\n').filter((l) => l.includes('"put"')).length, 1, 'one record on disk');
+});
+
+t.test('inbox: notifications for long poll and listeners; close releases waiters and refuses writes', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const seen: InboxItem[] = [];
+  const off = inbox.onArrival((item) => seen.push(item));
+  inbox.onArrival(() => {
+    throw new Error('a broken listener does not stop the others');
+  });
+  const waiting = inbox.waitForArrival(10_000);
+  const env = envelope();
+  await inbox.put(env);
+  await waiting;
+  await inbox.put(env); // duplicates are not announced
+  off();
+  await inbox.put(envelope());
+  t.same(seen.map((i) => i.id), [env.id]);
+  const start = Date.now();
+  await inbox.waitForArrival(30);
+  t.ok(Date.now() - start >= 25, 'times out without an arrival');
+  const aborted = new AbortController();
+  const abortedWait = inbox.waitForArrival(10_000, aborted.signal);
+  aborted.abort();
+  await abortedWait;
+  const released = inbox.waitForArrival(10_000);
+  inbox.close();
+  await released;
+  await inbox.waitForArrival(10_000); // closed: returns at once
+  await t.rejects(inbox.put(envelope()), { code: 'RELAY_STOPPED' });
+  await t.rejects(inbox.ack(env.id), { code: 'RELAY_STOPPED' });
+});
+
+t.test('inbox: compaction forgets old acked items but keeps their ids for dedup, then forgets those too', async (t) => {
+  const dir = await tempDir(t);
+  let now = Date.now();
+  const opts = { dir, log: silent, now: () => now, ackedRetentionMs: DAY, dedupRetentionMs: 10 * DAY };
+  const inbox = await Inbox.open(opts);
+  const [old, pending] = [envelope({ body: 'old' }), envelope({ body: 'pending' })];
+  await inbox.put(old);
+  await inbox.put(pending);
+  await inbox.ack(old.id);
+  now += 2 * DAY;
+  const later = await Inbox.open(opts);
+  t.same(later.list({ includeAcked: true }).map((i) => i.envelope.body), ['pending'], 'the old acked item is gone');
+  t.notOk((await readFile(join(dir, INBOX_FILE), 'utf8')).includes('"old"'), 'its body is no longer on disk');
+  t.equal(await later.put(old), 'duplicate', 'but its id still drops a redelivery');
+  await t.rejects(later.ack(old.id), { code: 'RELAY_UNKNOWN_MESSAGE' });
+  now += 10 * DAY;
+  const muchLater = await Inbox.open(opts);
+  t.notOk(muchLater.has(old.id), 'the id is forgotten after the dedup retention');
+  t.ok(muchLater.has(pending.id), 'an unacked item is never forgotten');
+});
+
+t.test('inbox: a long-running inbox compacts on its interval without losing anything', async (t) => {
+  const dir = await tempDir(t);
+  let now = Date.now();
+  const opts = { dir, log: silent, now: () => now, ackedRetentionMs: DAY, compactIntervalMs: 3600_000 };
+  const inbox = await Inbox.open(opts);
+  const envs = Array.from({ length: 300 }, (_, i) => envelope({ body: String(i) }));
+  for (const env of envs) await inbox.put(env);
+  for (const env of envs.slice(0, 200)) await inbox.ack(env.id);
+  const bodiesOnDisk = async (): Promise<number> => (await readFile(join(dir, INBOX_FILE), 'utf8')).split('\n').filter((l) => l.includes('"op":"put"')).length;
+  t.equal(await bodiesOnDisk(), 300);
+  now += 2 * DAY;
+  await inbox.put(envelope({ body: 'late' })); // the interval has passed: this compacts
+  t.equal(await bodiesOnDisk(), 101, 'expired acked bodies left the file while running');
+  t.equal(await inbox.put(envs[0] ?? envelope()), 'duplicate', 'their ids still drop redeliveries');
+  const reopened = await Inbox.open(opts);
+  t.same(reopened.list().map((i) => i.envelope.body), [...envs.slice(200).map((e) => e.body), 'late']);
+});
+
+t.test('inbox: a torn last line is cut off with a log line; damage in the middle is refused', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const env = envelope();
+  await inbox.put(env);
+  await appendFile(join(dir, INBOX_FILE), '{"op":"put","id":"01J');
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const reopened = await Inbox.open({ dir, log });
+  t.same(reopened.list().map((i) => i.id), [env.id]);
+  t.match(lines, [{ level: 40, msg: 'journal repaired' }]);
+  await writeFile(join(dir, INBOX_FILE), `garbage\n${(await readFile(join(dir, INBOX_FILE), 'utf8'))}`);
+  await t.rejects(Inbox.open({ dir, log: silent }), { code: 'RELAY_STORE_CORRUPT', message: /inbox\.jsonl:1: not JSON/ });
+});

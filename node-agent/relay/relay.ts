@@ -1,0 +1,289 @@
+/**
+ * The agent's relay (ARCHITECTURE, "Messages"): the one object the local API talks to
+ * ({@link RelayPort}). It owns the durable outbox, inbox and status store under `stateDir/relay`,
+ * and, once given a NATS connection, drains the outbox to SUBMIT ({@link Drain}), fills the inbox
+ * from `deliver-<CC>` ({@link Delivery}) and records the router's rejections from
+ * `ncb.event.<CC>`. It never opens or closes the connection: the daemon does (TLS over the
+ * tunnel, `inboxPrefix: _INBOX_<CC>`, reconnect forever), and the relay works whatever its state —
+ * accepted messages wait on disk until it is up.
+ */
+import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import Type from 'typebox';
+import { Value } from 'typebox/value';
+import type { Logger } from 'pino';
+import { isCountryCode } from '../../protocol/country.js';
+import { MAX_ENVELOPE_BYTES, encodeEnvelope, type Envelope } from '../../protocol/envelope.js';
+import { subjects } from '../../protocol/subjects.js';
+import { schemaProblems } from '../../protocol/validate.js';
+import { Delivery } from './delivery.js';
+import { Drain } from './drain.js';
+import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_STOPPED, RelayError } from './errors.js';
+import { nextUlid } from './ids.js';
+import { Inbox } from './inbox.js';
+import { Outbox } from './outbox.js';
+import { StatusStore } from './status.js';
+import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort } from './types.js';
+import type { RetryBackoff } from './wakeup.js';
+
+/** Options of {@link Relay.open}. */
+export interface RelayOptions {
+  /** This agent's country (upper-case ISO code); it is every envelope's `from`. */
+  country: string;
+  /** The agent's state dir; the relay keeps everything under `<stateDir>/relay`. */
+  stateDir: string;
+  log: Logger;
+  /** Largest envelope accepted or read (default {@link MAX_ENVELOPE_BYTES}; keep it ≤ the broker's max_payload). */
+  maxEnvelopeBytes?: number;
+  /** How long to wait for JetStream to ack a submission or confirm an inbox ack (default 5 s). */
+  publishTimeoutMs?: number;
+  /** Retry back-off after a failed publish or consumer bind (default 250 ms → 30 s, with jitter). */
+  retry?: RetryBackoff;
+  /** Messages the inbox consumer buffers per pull (default 64). */
+  batchSize?: number;
+  /** How long acked inbox items stay listable (default 7 days). */
+  ackedRetentionMs?: number;
+  /** How long received ids are remembered for dedup (default 35 days, above DELIVER's 30-day max age). */
+  dedupRetentionMs?: number;
+  /** How long finished message statuses are kept (default 30 days). */
+  statusRetentionMs?: number;
+}
+
+/** `{type:'rejected', id, code, problems}` on `ncb.event.<CC>`, as the hub's router publishes it. */
+const RejectionEventSchema = Type.Object({
+  type: Type.Literal('rejected'),
+  id: Type.Union([Type.String(), Type.Null()]),
+  code: Type.String({ maxLength: 128 }),
+  problems: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 }),
+});
+
+/** The live parts that exist only while a connection is attached. */
+interface Attachment {
+  nc: NatsConnection;
+  drain: Drain;
+  delivery: Delivery;
+  events: Subscription;
+  watcher: Promise<void>;
+}
+
+/** See the module comment. Use {@link Relay.open}, then {@link Relay.attach}; {@link Relay.stop} at the end. */
+export class Relay implements RelayPort {
+  readonly #opts: RelayOptions;
+  readonly #log: Logger;
+  readonly #country: string;
+  readonly #outbox: Outbox;
+  readonly #inbox: Inbox;
+  readonly #status: StatusStore;
+  #lastId: string | undefined;
+  #attachment: Attachment | undefined;
+  #isConnected = false;
+  #isStopped = false;
+
+  private constructor(opts: RelayOptions, outbox: Outbox, inbox: Inbox, status: StatusStore, log: Logger) {
+    this.#opts = opts;
+    this.#country = opts.country;
+    this.#log = log;
+    this.#outbox = outbox;
+    this.#inbox = inbox;
+    this.#status = status;
+    this.#lastId = outbox.list().at(-1);
+  }
+
+  /**
+   * Opens the stores under `<stateDir>/relay` and reconciles them: an outbox file without a status
+   * (a crash inside `submit`, which therefore never resolved) gets its `queued` status now.
+   * Throws `RELAY_BAD_OPTIONS` or `RELAY_STORE_CORRUPT`.
+   */
+  static async open(opts: RelayOptions): Promise<Relay> {
+    if (!isCountryCode(opts.country)) throw new RelayError(RELAY_BAD_OPTIONS, `relay: country must be an ISO 3166-1 code (got ${JSON.stringify(opts.country)})`);
+    const log = opts.log.child({ component: 'relay', country: opts.country });
+    const dir = join(opts.stateDir, 'relay');
+    const maxEnvelopeBytes = opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES;
+    const outbox = await Outbox.open({ dir: join(dir, 'outbox'), quarantineDir: join(dir, 'quarantine'), log, maxEnvelopeBytes });
+    const inbox = await Inbox.open({ dir, log, ...pick(opts, 'ackedRetentionMs', 'dedupRetentionMs') });
+    const status = await StatusStore.open({ dir, log, ...(opts.statusRetentionMs === undefined ? {} : { retentionMs: opts.statusRetentionMs }) });
+    for (const id of outbox.list()) {
+      if (status.get(id) !== undefined) continue;
+      const entry = await outbox.read(id);
+      if (entry !== undefined) await status.recordQueued(entry.envelope, entry.envelope.created);
+    }
+    log.info({ outbox: outbox.size, inbox: inbox.pendingCount }, 'relay stores opened');
+    return new Relay(opts, outbox, inbox, status, log);
+  }
+
+  /**
+   * Starts using `nc`: drains the outbox, consumes `deliver-<CC>`, listens for rejections. The
+   * connection may be down or reconnecting; the loops wait and retry. A second call replaces the
+   * previous connection. Throws `RELAY_STOPPED` after {@link stop}, `RELAY_CONNECTION_CLOSED` for a
+   * closed connection.
+   */
+  async attach(nc: NatsConnection): Promise<void> {
+    if (this.#isStopped) throw new RelayError(RELAY_STOPPED, 'relay: stopped');
+    if (nc.isClosed()) throw new RelayError(RELAY_CONNECTION_CLOSED, 'relay: the connection is closed; attach a new one');
+    await this.#detach();
+    const timeoutMs = this.#opts.publishTimeoutMs ?? 5_000;
+    const retry = this.#opts.retry ?? { initialMs: 250, maxMs: 30_000 };
+    const js = jetstream(nc, { timeout: timeoutMs });
+    this.#isConnected = true;
+    const isConnected = (): boolean => this.#isConnected && this.#attachment?.nc === nc;
+    const drain = new Drain({ country: this.#country, js, outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry });
+    const delivery = new Delivery({
+      country: this.#country,
+      js,
+      inbox: this.#inbox,
+      log: this.#log,
+      maxEnvelopeBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES,
+      batchSize: this.#opts.batchSize ?? 64,
+      ackTimeoutMs: timeoutMs,
+      nakDelayMs: retry.maxMs,
+      retry,
+    });
+    const events = nc.subscribe(subjects.event(this.#country), {
+      callback: (err, msg) => {
+        if (err !== null) this.#log.error({ err }, 'event subscription failed');
+        else void this.#onEvent(msg.data);
+      },
+    });
+    this.#attachment = { nc, drain, delivery, events, watcher: this.#watch(nc, drain, delivery) };
+    drain.start();
+    delivery.start();
+    this.#log.info({ server: nc.getServer() }, 'relay attached');
+  }
+
+  /** Stops the loops (the message in hand is finished) and refuses further work. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#isStopped) return;
+    this.#isStopped = true;
+    await this.#detach();
+    this.#inbox.close();
+    this.#log.info({ outbox: this.#outbox.size }, 'relay stopped');
+  }
+
+  async submit(draft: MessageDraft): Promise<MessageStatus> {
+    if (this.#isStopped) throw new RelayError(RELAY_STOPPED, 'relay: stopped');
+    const problems = schemaProblems(MessageDraftSchema, draft);
+    if (problems.length > 0) throw new RelayError(RELAY_BAD_DRAFT, `message draft is invalid:\n  ${problems.join('\n  ')}`, { problems });
+    const now = Date.now();
+    const id = nextUlid(this.#lastId, now);
+    const { priority, ...rest } = draft;
+    const envelope: Envelope = {
+      ...rest,
+      v: 1,
+      id,
+      from: this.#country,
+      priority: priority ?? 'routine',
+      created: new Date(now).toISOString(),
+    };
+    // Throws ENVELOPE_INVALID / ENVELOPE_TOO_LARGE before anything is written.
+    const bytes = encodeEnvelope(envelope, { maxBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
+    this.#lastId = id;
+    await this.#outbox.add(envelope, bytes);
+    const status = await this.#status.recordQueued(envelope, envelope.created);
+    this.#attachment?.drain.wake();
+    this.#log.info({ id, to: envelope.to, kind: envelope.kind }, 'message accepted');
+    return status;
+  }
+
+  status(id: string): MessageStatus | undefined {
+    return this.#status.get(id);
+  }
+
+  inbox(opts?: { includeAcked?: boolean; limit?: number }): InboxItem[] {
+    return this.#inbox.list(opts);
+  }
+
+  waitForInbox(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.#inbox.waitForArrival(timeoutMs, signal);
+  }
+
+  ack(id: string): Promise<InboxItem> {
+    return this.#inbox.ack(id);
+  }
+
+  onInbox(listener: (item: InboxItem) => void): () => void {
+    return this.#inbox.onArrival(listener);
+  }
+
+  outboxDepth(): number {
+    return this.#outbox.size;
+  }
+
+  isConnected(): boolean {
+    return this.#attachment !== undefined && this.#isConnected;
+  }
+
+  /** Ids waiting in the outbox, oldest first (diagnostics and tests). */
+  outboxIds(): string[] {
+    return this.#outbox.list();
+  }
+
+  async #detach(): Promise<void> {
+    const a = this.#attachment;
+    if (a === undefined) return;
+    this.#attachment = undefined;
+    this.#isConnected = false;
+    a.events.unsubscribe();
+    await Promise.all([a.drain.stop(), a.delivery.stop()]);
+    this.#log.info('relay detached');
+  }
+
+  /** Follows the connection's state; ends when it closes. */
+  async #watch(nc: NatsConnection, drain: Drain, delivery: Delivery): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (this.#attachment?.nc !== nc) return;
+        if (s.type === 'disconnect') {
+          this.#isConnected = false;
+          this.#log.warn('broker connection lost');
+        } else if (s.type === 'reconnect') {
+          this.#isConnected = true;
+          this.#log.info({ server: nc.getServer() }, 'broker connection back');
+          drain.reconnected();
+          delivery.reconnected();
+        } else if (s.type === 'close') {
+          this.#isConnected = false;
+        }
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'connection status watch ended');
+    }
+    if (this.#attachment?.nc === nc) this.#isConnected = false;
+  }
+
+  async #onEvent(data: Uint8Array): Promise<void> {
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder().decode(data));
+    } catch (err) {
+      this.#log.warn({ err }, 'event is not JSON, ignored');
+      return;
+    }
+    if (typeof value !== 'object' || value === null || (value as { type?: unknown }).type !== 'rejected') {
+      this.#log.debug({ type: (value as { type?: unknown } | null)?.type }, 'event ignored');
+      return;
+    }
+    if (!Value.Check(RejectionEventSchema, value)) {
+      this.#log.warn({ problems: schemaProblems(RejectionEventSchema, value) }, 'malformed rejection event ignored');
+      return;
+    }
+    const { id, code, problems } = value;
+    if (id === null) {
+      this.#log.warn({ code, problems }, 'the hub rejected a submission without a readable id');
+      return;
+    }
+    try {
+      const status = await this.#status.markRejected(id, { code, problems }, new Date().toISOString());
+      if (status === undefined) this.#log.warn({ id, code }, 'rejection for an unknown message ignored');
+      else this.#log.warn({ id, code, problems }, 'message rejected by the hub');
+    } catch (err) {
+      this.#log.error({ err, id, code }, 'rejection not recorded');
+    }
+  }
+}
+
+function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (from[k] !== undefined) out[k] = from[k];
+  return out;
+}

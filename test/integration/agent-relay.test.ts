@@ -1,0 +1,280 @@
+// The agent's relay against the real hub broker (nats-server 2.9.10 under BrokerSupervisor, with
+// per-country permissions and a throwaway CA) and the real Router: FR and DE each run a Relay
+// connected as their own country. Proves end-to-end delivery exactly once, through broker
+// outages, relay restarts, a crash between inbox write and ack, and router rejections.
+// Every wait polls with a deadline; nothing sleeps for a fixed time.
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import t from 'tap';
+import { renderBrokerConfig } from '../../hub/broker/config-render.js';
+import { ensureCountryConsumer, ensureStreams } from '../../hub/broker/streams.js';
+import { BrokerSupervisor } from '../../hub/broker/supervisor.js';
+import { Router, type RecipientDirectory } from '../../hub/router/router.js';
+import { Inbox } from '../../node-agent/relay/inbox.js';
+import { Relay } from '../../node-agent/relay/relay.js';
+import type { MessageDraft } from '../../node-agent/relay/types.js';
+import { initCa } from '../../pki/ca-init.js';
+import { CertificateAuthority } from '../../pki/ca.js';
+import { createCsr } from '../../pki/csr-create.js';
+import { generateP256, privateKeyToPem } from '../../pki/keys.js';
+import { newUlid, parseEnvelope } from '../../protocol/envelope.js';
+import type { IdentityKind } from '../../protocol/identity.js';
+import { DELIVER_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
+import { tempDir } from '../helpers/tmpdir.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface Identity {
+  cert: string;
+  key: string;
+}
+
+async function issue(ca: CertificateAuthority, kind: IdentityKind, name: string, ips: string[] = [], dns: string[] = []): Promise<Identity> {
+  const keys = await generateP256();
+  const issued = await ca.issue({ kind, name, csr: await createCsr(kind, name, keys), ipAddresses: ips, dnsNames: dns });
+  return { cert: issued.pem + ca.issuer.toString('pem') + '\n', key: await privateKeyToPem(keys.privateKey) };
+}
+
+const state = await tempDir(t, 'ncbnet-agent-relay-');
+await initCa(join(state, 'ca'));
+const ca = await CertificateAuthority.load(join(state, 'ca'));
+const rootPem = ca.root.toString('pem');
+const ids = {
+  hub: await issue(ca, 'hub', 'hub-1', ['127.0.0.1'], ['localhost']),
+  FR: await issue(ca, 'country', 'FR'),
+  DE: await issue(ca, 'country', 'DE'),
+};
+const tlsDir = join(state, 'tls');
+await mkdir(tlsDir, { mode: 0o700 });
+const tls = { certFile: join(tlsDir, 'hub.crt'), keyFile: join(tlsDir, 'hub.key'), caFile: join(tlsDir, 'root.crt') };
+await writeFile(tls.certFile, ids.hub.cert);
+await writeFile(tls.keyFile, ids.hub.key, { mode: 0o600 });
+await writeFile(tls.caFile, rootPem);
+
+const logs: string[] = [];
+const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+const brokerDir = join(state, 'broker');
+const ports = { client: 0, monitor: 0 };
+
+/** A supervisor on the one broker dir (a stopped supervisor cannot start again, so a restart is a new one). */
+function newSupervisor(): BrokerSupervisor {
+  return new BrokerSupervisor({
+    dir: brokerDir,
+    logger: log.child({ component: 'broker' }),
+    backoff: { initialMs: 50, maxMs: 500 },
+    render: () =>
+      renderBrokerConfig({
+        serverName: 'relay-test',
+        host: '127.0.0.1',
+        port: ports.client,
+        monitorPort: ports.monitor,
+        portsFileDir: brokerDir,
+        jetstream: { storeDir: join(brokerDir, 'jetstream'), maxMemoryBytes: 64 * 1024 * 1024, maxFileBytes: 256 * 1024 * 1024 },
+        tls,
+        hubUser: 'CN=hub-1,OU=hub,O=ncbnet',
+        countries: ['FR', 'DE'],
+        maxPayloadBytes: 1024 * 1024,
+      }),
+  });
+}
+
+let sup = newSupervisor();
+await sup.start();
+// Keep the ports so a restarted server comes back where the clients reconnect.
+ports.client = Number(new URL(sup.url).port);
+ports.monitor = Number(new URL(sup.monitorUrl).port);
+const url = sup.url;
+
+const connections: NatsConnection[] = [];
+const relays: Relay[] = [];
+
+/** Connects as the daemon will: TLS with the identity, the country's inbox prefix, reconnect forever. */
+async function connectAs(id: Identity, country?: string): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: url,
+    tls: { cert: id.cert, key: id.key, ca: rootPem },
+    timeout: 3_000,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 50,
+    ...(country === undefined ? {} : { inboxPrefix: subjects.inboxPrefix(country) }),
+  });
+  connections.push(nc);
+  return nc;
+}
+
+const hubNc = await connectAs(ids.hub);
+const jsm: JetStreamManager = await jetstreamManager(hubNc);
+await ensureStreams(jsm);
+for (const cc of ['FR', 'DE']) await ensureCountryConsumer(jsm, cc);
+const active = new Set(['FR', 'DE']);
+const directory: RecipientDirectory = { isActive: (cc) => active.has(cc), activeCountries: () => [...active] };
+const router = new Router({ nc: hubNc, directory, log, retryDelayMs: 100 });
+await router.start();
+
+const stateDirs = { FR: join(state, 'agent-FR'), DE: join(state, 'agent-DE') };
+/** Times each id was announced by DE's relay (onInbox), across DE relay restarts. */
+const announced = new Map<string, number>();
+
+async function openRelay(country: 'FR' | 'DE', attach = true): Promise<Relay> {
+  const relay = await Relay.open({ country, stateDir: stateDirs[country], log, publishTimeoutMs: 2_000, retry: { initialMs: 50, maxMs: 500 } });
+  relays.push(relay);
+  if (country === 'DE') relay.onInbox((item) => announced.set(item.id, (announced.get(item.id) ?? 0) + 1));
+  if (attach) await relay.attach(await connectAs(ids[country], country));
+  return relay;
+}
+
+async function stopRelay(relay: Relay): Promise<void> {
+  await relay.stop();
+}
+
+t.teardown(async () => {
+  // RELAY_TEST_LOGS=FILE keeps every log line of the run for reading afterwards.
+  const keep = process.env['RELAY_TEST_LOGS'];
+  if (keep !== undefined) await writeFile(keep, logs.join(''));
+  if (!t.passing()) t.comment(`nats-server output:\n${sup.output()}\nlogs:\n${logs.slice(-300).join('')}`);
+  for (const relay of relays) await relay.stop();
+  await router.stop();
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  await sup.stop();
+});
+
+let fr = await openRelay('FR');
+let de = await openRelay('DE');
+
+// Built as the local API receives it (JSON). The cast is needed because types.ts's MessageDraft
+// has `kind: never` (its TypeBox union is built with .map(), which loses the literal types).
+const draft = (body: string, over: Record<string, unknown> = {}): MessageDraft => ({ kind: 'message', to: ['DE'], body, ...over }) as unknown as MessageDraft;
+
+/** DE's copies not yet acked by DE's relay, as the hub sees them. */
+async function deBacklog(): Promise<number> {
+  const info = await jsm.consumers.info(DELIVER_STREAM, deliverConsumer('DE'));
+  return info.num_pending + info.num_ack_pending;
+}
+
+function inboxCount(relay: Relay, id: string): number {
+  return relay.inbox({ includeAcked: true }).filter((i) => i.id === id).length;
+}
+
+t.test('relay: FR submit reaches DE inbox exactly once; the app acks it', async (t) => {
+  const started = Date.now();
+  const status = await fr.submit(draft('hello DE'));
+  t.match(status, { state: 'queued', to: ['DE'] });
+  await waitFor('DE to receive', () => inboxCount(de, status.id) === 1);
+  t.comment(`FR submit → DE inbox in ${Date.now() - started} ms`);
+  await waitFor('FR status submitted', () => fr.status(status.id)?.state === 'submitted');
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  t.equal(fr.outboxDepth(), 0);
+  t.ok(fr.isConnected() && de.isConnected());
+  const [item] = de.inbox();
+  t.match(item?.envelope, { id: status.id, from: 'FR', to: ['DE'], priority: 'routine', body: 'hello DE', v: 1 });
+  t.equal(announced.get(status.id), 1, 'announced once');
+  await de.ack(status.id);
+  t.equal(de.inbox().length, 0, 'acked items leave the pending list');
+});
+
+t.test('relay: 20 messages submitted while the broker is down are all delivered once, in order', async (t) => {
+  await sup.stop();
+  await waitFor('FR to see the outage', () => !fr.isConnected());
+  const sent: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const status = await fr.submit(draft(`offline ${i}`));
+    t.equal(status.state, 'queued');
+    sent.push(status.id);
+  }
+  t.equal(fr.outboxDepth(), 20, 'all 20 wait on disk');
+  t.equal((await readdir(join(stateDirs.FR, 'relay', 'outbox'))).length, 20);
+  sup = newSupervisor();
+  const restarted = Date.now();
+  await sup.start();
+  await waitFor('all 20 in DE inbox', () => sent.every((id) => inboxCount(de, id) === 1), 30_000);
+  t.comment(`20 messages delivered ${Date.now() - restarted} ms after the broker restart`);
+  await waitFor('FR outbox drained', () => fr.outboxDepth() === 0);
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  t.same(sent.map((id) => fr.status(id)?.state), sent.map(() => 'submitted'));
+  t.same(sent.map((id) => announced.get(id)), sent.map(() => 1), 'each announced exactly once');
+  t.same(de.inbox().map((i) => i.id), sent, 'DE sees them in submission order');
+  for (const id of sent) await de.ack(id);
+});
+
+t.test('relay: DE stopped while messages arrive gets them once when it starts again', async (t) => {
+  await stopRelay(de);
+  const sent: string[] = [];
+  for (let i = 0; i < 5; i++) sent.push((await fr.submit(draft(`while DE is away ${i}`))).id);
+  await waitFor('5 copies waiting for DE in DELIVER', async () => (await deBacklog()) === 5);
+  t.same(sent.map((id) => inboxCount(de, id)), [0, 0, 0, 0, 0], 'nothing reached the stopped relay');
+  de = await openRelay('DE');
+  await waitFor('DE to receive the backlog', () => sent.every((id) => inboxCount(de, id) === 1));
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  t.same(sent.map((id) => announced.get(id)), [1, 1, 1, 1, 1]);
+  t.equal(de.inbox({ includeAcked: true }).length, 1 + 20 + 5, 'everything received so far survived the restart, once');
+});
+
+t.test('relay: a crash after the inbox write but before the ack does not duplicate', async (t) => {
+  await stopRelay(de);
+  const { id } = await fr.submit(draft('crash window'));
+  await waitFor('the copy waiting in DELIVER', async () => (await deBacklog()) === 1);
+  // What the crashed run did: the copy is in the inbox (fsynced), the ack never reached the hub.
+  const stored = await jsm.streams.getMessage(DELIVER_STREAM, { last_by_subj: subjects.deliver('DE') });
+  const envelope = parseEnvelope(stored?.data ?? new Uint8Array());
+  t.equal(envelope.id, id);
+  const crashed = await Inbox.open({ dir: join(stateDirs.DE, 'relay'), log });
+  t.equal(await crashed.put(envelope), 'stored');
+  announced.set(id, 1);
+  de = await openRelay('DE');
+  await waitFor('the redelivery acked', async () => (await deBacklog()) === 0);
+  t.equal(inboxCount(de, id), 1, 'one copy in the inbox');
+  t.equal(announced.get(id), 1, 'not announced again to the app');
+  t.match(logs.join(''), new RegExp(`"id":"${id}".*"outcome":"duplicate".*duplicate delivery dropped`));
+});
+
+t.test('relay: a submission to an inactive country ends as rejected with the router code', async (t) => {
+  const { id } = await fr.submit(draft('to nobody', { to: ['IT'] }));
+  await waitFor('the rejection', () => fr.status(id)?.state === 'rejected');
+  t.match(fr.status(id), { state: 'rejected', to: ['IT'], rejection: { code: 'ROUTER_UNKNOWN_RECIPIENT', problems: ['to[0]: not an active member country (got "IT")'] } });
+  t.type(fr.status(id)?.rejectedAt, 'string');
+});
+
+t.test('relay: odd events on ncb.event.FR are logged and ignored; the next rejection still counts', async (t) => {
+  const before = logs.length;
+  for (const event of ['not json', '{"type":"policy","hash":"x"}', '{"type":"rejected","id":5}', '{"type":"rejected","id":null,"code":"ENVELOPE_MALFORMED_JSON","problems":[]}', `{"type":"rejected","id":"${newUlid()}","code":"X","problems":[]}`]) {
+    hubNc.publish(subjects.event('FR'), event);
+  }
+  const { id } = await fr.submit(draft('to Spain', { to: ['DE', 'ES'] }));
+  await waitFor('the rejection', () => fr.status(id)?.state === 'rejected');
+  t.match(fr.status(id)?.rejection, { code: 'ROUTER_UNKNOWN_RECIPIENT', problems: ['to[1]: not an active member country (got "ES")'] });
+  const msgs = logs.slice(before).map((l) => (JSON.parse(l) as { msg: string }).msg);
+  for (const msg of ['event is not JSON, ignored', 'event ignored', 'malformed rejection event ignored', 'the hub rejected a submission without a readable id', 'rejection for an unknown message ignored']) {
+    t.ok(msgs.includes(msg), msg);
+  }
+});
+
+t.test('relay: a malformed delivery is terminated and the next one still arrives', async (t) => {
+  const hubJs = jetstream(hubNc);
+  await hubJs.publish(subjects.deliver('DE'), '{"v":1, not json');
+  const { id } = await fr.submit(draft('after the bad one'));
+  await waitFor('the good one', () => inboxCount(de, id) === 1);
+  await waitFor('nothing left for DE', async () => (await deBacklog()) === 0);
+  t.match(logs.join(''), /"code":"ENVELOPE_MALFORMED_JSON".*malformed delivery terminated/);
+});
+
+t.test('relay: outbox files survive a relay restart and drain once it is attached', async (t) => {
+  await stopRelay(fr);
+  const offline = await openRelay('FR', false);
+  const queued: string[] = [];
+  for (let i = 0; i < 3; i++) queued.push((await offline.submit(draft(`restart ${i}`))).id);
+  t.notOk(offline.isConnected());
+  // "Crash": the relay object is dropped without stop(); a new one finds the files.
+  fr = await openRelay('FR', false);
+  t.equal(fr.outboxDepth(), 3);
+  t.same(fr.outboxIds(), queued);
+  t.same(queued.map((id) => fr.status(id)?.state), ['queued', 'queued', 'queued']);
+  await fr.attach(await connectAs(ids.FR, 'FR'));
+  await waitFor('drained and delivered', () => fr.outboxDepth() === 0 && queued.every((id) => inboxCount(de, id) === 1));
+  t.same(queued.map((id) => fr.status(id)?.state), ['submitted', 'submitted', 'submitted']);
+  t.same(await readdir(join(stateDirs.FR, 'relay', 'outbox')), []);
+  await offline.stop();
+  await t.rejects(offline.submit(draft('too late')), { code: 'RELAY_STOPPED' });
+});
