@@ -8,10 +8,11 @@ DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl iputi
 DEB_BINS := nats-server wg wireguard-go nft ip openssl ping
 export npm_config_update_notifier := false
 
-.PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo clean
+.PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo demo-pki clean
 
 help:
-	@echo "make demo    run the demo (today: the CA and offline enrollment; the netns network demo comes with the agent)"
+	@echo "make demo    a hub and three countries in network namespaces: enroll, tunnels, a notice sent and received (root)"
+	@echo "make demo-pki  the CA alone: offline enrollment, openssl checks, CRL and OCSP (no root)"
 	@echo "make test    type check, lint and run every test (installs what is missing)"
 	@echo "make bench   run the benchmarks (bench/), printing tables with their baselines"
 	@echo "make deps    install missing Debian packages and node modules"
@@ -58,7 +59,13 @@ unit: node_modules
 bench: deps
 	$(BIN)/tsx bench/pki.ts
 
-demo: deps
+# The network demo: hub + countries in network namespaces, real tunnels and broker (needs root).
+# DEMO_ONESHOT=1 runs the scenario once and exits 0 only if every message arrived.
+demo: deps build
+	$(BIN)/tsx deploy/demo/netns-demo.ts
+
+# The CA on its own, no root needed: init, offline enrollment, openssl checks, CRL and OCSP.
+demo-pki: deps
 	$(BIN)/tsx deploy/demo/pki-demo.ts
 
 clean:

@@ -13,6 +13,9 @@ t.test('hub config: defaults fill an empty file, and the result is frozen', asyn
   t.equal(c.certificates.countryLifetimeMs, 7 * 24 * 3600 * 1000);
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker));
   t.same(await loadHubConfig(undefined), c, 'no file means defaults');
+  t.equal(c.broker.host, '0.0.0.0');
+  const wg = parseHubConfig({ wireguard: { enabled: true, endpoint: 'hub.example.org:51820', overlayCidr: '10.9.0.0/16' } });
+  t.equal(wg.broker.host, '10.9.0.1', 'with WireGuard on, the broker listens on the overlay only');
 });
 
 t.test('hub config: every problem is listed at once with its path', async (t) => {

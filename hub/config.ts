@@ -5,6 +5,7 @@ import { Value } from 'typebox/value';
 import { ValidationError } from '../protocol/errors.js';
 import { schemaProblems } from '../protocol/validate.js';
 import { HUB_CONFIG_INVALID, HUB_CONFIG_UNREADABLE, HubError } from './errors.js';
+import { hubAddress } from './registry/overlay.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
@@ -110,7 +111,9 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
     api: Object.freeze({ host: c.api?.host ?? '0.0.0.0', port: c.api?.port ?? 8443, publicUrl: c.api?.publicUrl, bodyLimitBytes: c.api?.bodyLimitBytes ?? 65536 }),
     broker: Object.freeze({
       binary: c.broker?.binary,
-      host: c.broker?.host ?? '0.0.0.0',
+      // With WireGuard on, the broker listens on the hub's overlay address only: countries reach
+      // it through their tunnel and nowhere else (ARCHITECTURE, Network).
+      host: c.broker?.host ?? (c.wireguard?.enabled ? hubAddress(c.wireguard.overlayCidr ?? '10.77.0.0/16') : '0.0.0.0'),
       port: c.broker?.port ?? 4222,
       monitorPort: c.broker?.monitorPort ?? 8222,
       maxPayloadBytes: c.broker?.maxPayloadBytes ?? 1048576,

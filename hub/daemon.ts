@@ -6,6 +6,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { writeFileDurable } from '../pki/files.js';
+import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
 import { subjectDn } from '../protocol/identity.js';
 import { countryOfSubject, subjects } from '../protocol/subjects.js';
 import { renderBrokerConfig } from './broker/config-render.js';
@@ -88,6 +89,22 @@ export class HubDaemon {
     const brokerDir = join(stateDir, 'broker');
     await mkdir(brokerDir, { recursive: true, mode: 0o700 });
 
+    // 0. The tunnel first: the broker may listen on the hub's overlay address only.
+    const overlayHub = hubAddress(config.wireguard.overlayCidr);
+    if (config.wireguard.enabled) {
+      this.#tunnel = new HubTunnel(
+        {
+          ifname: config.wireguard.interface,
+          listenPort: config.wireguard.listenPort,
+          privateKeyPath: join(stateDir, 'wireguard', 'hub.key'),
+          address: `${overlayHub}/${config.wireguard.overlayCidr.split('/')[1] ?? '16'}`,
+        },
+        this.#log,
+      );
+      await mkdir(join(stateDir, 'wireguard'), { recursive: true, mode: 0o700 });
+      await this.#tunnel.start();
+    }
+
     // 1. The broker, rendered from the disk snapshot: JetStream (and the registry bucket in it)
     //    only exists once nats-server runs.
     try {
@@ -105,7 +122,7 @@ export class HubDaemon {
     this.#broker = new BrokerSupervisor({
       dir: brokerDir,
       ...(config.broker.binary ? { binary: config.broker.binary } : {}),
-      clientHost: '127.0.0.1',
+      clientHost: localHost(config.broker.host),
       logger: this.#log.child({ component: 'broker' }),
       render: () =>
         renderBrokerConfig({
@@ -139,21 +156,6 @@ export class HubDaemon {
     void this.#watchConnection(this.#nc);
     this.#jsm = await jetstreamManager(this.#nc);
     await ensureStreams(this.#jsm, { deliverMaxAgeMs: config.broker.deliverMaxAgeMs, maxMsgBytes: config.broker.maxPayloadBytes });
-
-    const overlayHub = hubAddress(config.wireguard.overlayCidr);
-    if (config.wireguard.enabled) {
-      this.#tunnel = new HubTunnel(
-        {
-          ifname: config.wireguard.interface,
-          listenPort: config.wireguard.listenPort,
-          privateKeyPath: join(stateDir, 'wireguard', 'hub.key'),
-          address: `${overlayHub}/${config.wireguard.overlayCidr.split('/')[1] ?? '16'}`,
-        },
-        this.#log,
-      );
-      await mkdir(join(stateDir, 'wireguard'), { recursive: true, mode: 0o700 });
-      await this.#tunnel.start();
-    }
 
     this.#services = await openHubServices({
       stateDir,
@@ -206,22 +208,18 @@ export class HubDaemon {
 
   /** Stops everything in reverse order; safe to call more than once and after a failed start. */
   async stop(): Promise<void> {
-    const steps: [string, () => Promise<unknown> | undefined][] = [
+    const steps: StopStep[] = [
       ['api', () => this.#services?.api.close()],
       ['router', () => this.#router?.stop()],
+      // The broker may listen on the tunnel's address: close the connection and the broker
+      // before the tunnel goes, or the drain would wait on a dead interface.
+      ['nats connection', () => closeWithin(this.#nc, 5000)],
+      ['broker', () => this.#broker?.stop()],
       ['firewall', () => this.#firewall?.stop()],
       ['tunnel', () => this.#tunnel?.stop()],
-      ['nats connection', () => (this.#nc && !this.#nc.isClosed() ? this.#nc.drain() : undefined)],
-      ['broker', () => this.#broker?.stop()],
       ['endpoints file', () => rm(endpointsPath(this.#o.stateDir), { force: true })],
     ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (err) {
-        this.#log.error({ err, what }, 'error while stopping');
-      }
-    }
+    await stopInOrder(steps, this.#log);
     this.#log.info('hub stopped');
   }
 

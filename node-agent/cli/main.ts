@@ -2,22 +2,38 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT } from '../../protocol/exit-codes.js';
 import { VERSION } from '../../protocol/version.js';
+import { agentReportError } from './output.js';
+import { registerEnroll } from './enroll.js';
+import { registerInboxCommand } from './inbox.js';
+import { registerRun } from './run.js';
+import { registerSendCommand } from './send.js';
+import { registerStatusCommand } from './status.js';
 
-/**
- * Builds the `ncbnet-agent` CLI. Its commands (enroll, run, send, inbox, status) arrive with the
- * node-agent work; until then it only answers --help and --version, rather than offering
- * commands that do nothing.
- */
+const EXIT_HELP = `
+Exit codes:
+  0   success              64  bad flags or arguments   65  input refused (bad message, unknown recipient)
+  66  not enrolled, unknown message id or missing file  69  agent or hub unreachable, or not ready
+  73  already enrolled (use --force)                    77  token refused, file permissions, hub not the token's
+  78  bad configuration                                 1   unexpected error`;
+
+/** Builds the `ncbnet-agent` CLI, one line per command. */
 export function buildAgentProgram(): Command {
-  return new Command('ncbnet-agent')
-    .description('ncbnet node agent for a National Central Bureau (enroll, run, send: not built yet)')
+  const program = new Command('ncbnet-agent')
+    .description('ncbnet node agent for a National Central Bureau: enroll once, run unattended, send and receive messages')
     .version(VERSION)
-    .exitOverride();
+    .addHelpText('after', EXIT_HELP)
+    .exitOverride()
+    .showHelpAfterError();
+  registerEnroll(program);
+  registerRun(program);
+  registerSendCommand(program);
+  registerInboxCommand(program);
+  registerStatusCommand(program);
+  return program;
 }
 
 try {
   await buildAgentProgram().parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  else throw err;
+  process.exitCode = err instanceof CommanderError && err.exitCode === 0 ? EXIT.ok : agentReportError(err);
 }

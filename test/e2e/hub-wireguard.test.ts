@@ -13,7 +13,7 @@ import { listTable } from '../../system/nft.js';
 import { createWgInterface } from '../../system/wg-interface.js';
 import { genKey, pubKey, setInterface, setPeer, show } from '../../system/wg.js';
 import { countryKeys } from '../helpers/country-identity.js';
-import { startHubProcess } from '../helpers/hub-process.js';
+import { startHubProcess } from '../helpers/daemon-process.js';
 import { httpsCall } from '../helpers/https.js';
 import { canConnectTcp, createNetnsLab, netnsSkipReason, pollUntil } from '../helpers/netns.js';
 import { tempDir } from '../helpers/tmpdir.js';

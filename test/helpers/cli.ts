@@ -26,9 +26,16 @@ export interface CliResult {
  * `bin` is `ncbnet` or `ncbnet-agent`. Never throws on a non-zero exit.
  */
 export function runCli(bin: 'ncbnet' | 'ncbnet-agent', args: readonly string[]): Promise<CliResult> {
+  return runCliIn(undefined, bin, args);
+}
+
+/** {@link runCli} inside a network namespace (`ip netns exec`), as an operator on that host would. */
+export function runCliIn(netns: string | undefined, bin: 'ncbnet' | 'ncbnet-agent', args: readonly string[]): Promise<CliResult> {
   const entry = bin === 'ncbnet' ? 'hub/cli/main.ts' : 'node-agent/cli/main.ts';
+  const argv = [process.execPath, ...typescriptLoader(), entry, ...args];
+  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [...typescriptLoader(), entry, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(cmd as string, rest, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
         reject(new Error(`${bin} could not run: ${err.message}`, { cause: err }));
         return;

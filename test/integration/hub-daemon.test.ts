@@ -11,7 +11,7 @@ import { DELIVER_STREAM, deliverConsumer, subjects } from '../../protocol/subjec
 import { runCli } from '../helpers/cli.js';
 import { countryKeys } from '../helpers/country-identity.js';
 import { describeError, rejection } from '../helpers/errors.js';
-import { startHubProcess } from '../helpers/hub-process.js';
+import { startHubProcess } from '../helpers/daemon-process.js';
 import { httpsCall } from '../helpers/https.js';
 import { openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmpdir.js';

@@ -1,0 +1,244 @@
+import { readFile, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Bundle } from '../protocol/bundle.js';
+import type { Heartbeat } from '../protocol/heartbeat.js';
+import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
+import { subjects } from '../protocol/subjects.js';
+import { VERSION } from '../protocol/version.js';
+import type { AgentConfig } from './config.js';
+import { renewalDelayMs, renewCertificate } from './enroll/renew.js';
+import { AgentFirewall } from './firewall/agent-firewall.js';
+import { HeartbeatTimer } from './heartbeat.js';
+import { buildLocalApi } from './local-api/server.js';
+import { createTokensFile, loadTokens } from './local-api/tokens.js';
+import { Relay } from './relay/relay.js';
+import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
+import { agentPaths, readBundle } from './state.js';
+import { AgentTunnel } from './tunnel/agent-tunnel.js';
+
+export interface AgentDaemonOptions {
+  stateDir: string;
+  config: AgentConfig;
+  log: Logger;
+  /** Network namespace for the tunnel and firewall (tests); default the process's own. */
+  netns?: string;
+}
+
+/** Retry delay after a failed renewal: 1 min doubling to 1 h, with jitter. */
+function renewRetryMs(attempt: number): number {
+  return Math.min(3_600_000, 60_000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+}
+
+/**
+ * The node agent (ARCHITECTURE, node-agent): it starts from the last-known-good bundle, never
+ * from the hub, so it comes up whether the hub is there or not. Order: tunnel → firewall → relay
+ * (outbox and inbox on disk) → local API (NCB apps can hand over messages at once) → broker
+ * connection in the background, retried forever → heartbeats and certificate renewal.
+ */
+export class AgentDaemon {
+  readonly #o: AgentDaemonOptions;
+  readonly #log: Logger;
+  #bundle: Bundle | undefined;
+  #tunnel: AgentTunnel | undefined;
+  #firewall: AgentFirewall | undefined;
+  #relay: Relay | undefined;
+  #api: Awaited<ReturnType<typeof buildLocalApi>> | undefined;
+  #nc: NatsConnection | undefined;
+  #heartbeat: HeartbeatTimer | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #isStopping = false;
+  #connecting: Promise<void> | undefined;
+
+  constructor(opts: AgentDaemonOptions) {
+    this.#o = opts;
+    this.#log = opts.log;
+  }
+
+  get relay(): Relay | undefined {
+    return this.#relay;
+  }
+
+  async start(): Promise<{ localApiUrl: string }> {
+    const { stateDir, config } = this.#o;
+    const paths = agentPaths(stateDir);
+    const bundle = await readBundle(stateDir);
+    this.#bundle = bundle;
+    const log = this.#log.child({ country: bundle.country });
+
+    if (bundle.hub.wgPublicKey && bundle.hub.wgEndpoint) {
+      this.#tunnel = new AgentTunnel(
+        {
+          ifname: config.tunnel.interface,
+          privateKeyPath: paths.wgKey,
+          address: bundle.overlayAddress,
+          hub: { publicKey: bundle.hub.wgPublicKey, endpoint: bundle.hub.wgEndpoint, overlayAddress: bundle.hub.overlayAddress },
+          implementation: config.tunnel.implementation,
+          ...(this.#o.netns ? { netns: this.#o.netns } : {}),
+        },
+        log,
+      );
+      await this.#tunnel.start();
+      if (config.firewall.enabled) {
+        this.#firewall = new AgentFirewall(
+          {
+            wgInterface: config.tunnel.interface,
+            hubAddress: bundle.policy.hubAddress,
+            allowFromHubTcp: bundle.policy.allowFromHubTcp,
+            agentAddress: bundle.overlayAddress,
+            ...(this.#o.netns ? { netns: this.#o.netns } : {}),
+          },
+          log,
+        );
+        await this.#firewall.start();
+      }
+    } else {
+      log.warn('the bundle has no hub WireGuard peer; connecting to the broker without a tunnel');
+    }
+
+    this.#relay = await Relay.open({ country: bundle.country, stateDir, log });
+    const tokensFile = config.localApi.tokensFile ?? paths.tokens;
+    if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
+    this.#api = await buildLocalApi({
+      relay: this.#relay,
+      tokens: await loadTokens(tokensFile),
+      log: log.child({ component: 'local-api' }),
+      bodyLimitBytes: config.localApi.bodyLimitBytes,
+      country: bundle.country,
+      readiness: () => ({ tunnel: this.#tunnel ? this.#tunnel.isUp() : true, broker: this.#relay?.isConnected() ?? false }),
+    });
+    await this.#api.listen({ host: config.localApi.host, port: config.localApi.port });
+    const port = (this.#api.server.address() as AddressInfo).port;
+    const host = config.localApi.host === '0.0.0.0' ? '127.0.0.1' : config.localApi.host;
+    const localApiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+    this.#connecting = this.#connect();
+    this.#heartbeat = new HeartbeatTimer({
+      intervalMs: config.heartbeatIntervalMs,
+      collect: () => this.#heartbeatBody(),
+      publish: (beat) => {
+        if (!this.#nc || this.#nc.isClosed() || !this.#relay?.isConnected()) throw new Error('not connected to the broker');
+        this.#nc.publish(subjects.heartbeat(beat.country), JSON.stringify(beat));
+      },
+      log: log.child({ component: 'heartbeat' }),
+    });
+    this.#heartbeat.start();
+    this.#scheduleRenewal(0);
+
+    await writeAgentEndpoints(stateDir, { pid: process.pid, localApiUrl, startedAt: new Date().toISOString(), country: bundle.country });
+    log.info({ localApiUrl, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, outboxDepth: this.#relay.outboxDepth() }, 'agent started');
+    return { localApiUrl };
+  }
+
+  /**
+   * Connects to the broker over the tunnel with the country certificate and its own inbox prefix,
+   * waiting as long as it takes for the first connection (`waitOnFirstConnect`) and reconnecting
+   * forever after; the relay follows the connection's ups and downs by itself.
+   */
+  async #connect(): Promise<void> {
+    const bundle = this.#bundle as Bundle;
+    const paths = agentPaths(this.#o.stateDir);
+    const log = this.#log.child({ component: 'broker-connection', country: bundle.country });
+    const [cert, chain, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.chain, 'utf8'), readFile(paths.countryKey, 'utf8')]);
+    try {
+      const nc = await connect({
+        servers: bundle.hub.natsUrl,
+        name: `ncbnet-agent-${bundle.country}`,
+        tls: { cert: cert + chain, key, ca: bundle.caCertificate },
+        inboxPrefix: subjects.inboxPrefix(bundle.country),
+        waitOnFirstConnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1000,
+        reconnectJitter: 1000,
+        reconnectJitterTLS: 2000,
+        timeout: 10_000,
+      });
+      if (this.#isStopping) {
+        await nc.close();
+        return;
+      }
+      this.#nc = nc;
+      log.info({ server: nc.getServer() }, 'connected to the broker');
+      await this.#relay?.attach(nc);
+    } catch (err) {
+      if (!this.#isStopping) log.error({ err }, 'broker connection failed for good; the agent keeps its outbox and retries on restart');
+    }
+  }
+
+  async #heartbeatBody(): Promise<Heartbeat> {
+    const bundle = this.#bundle as Bundle;
+    const tunnel = this.#tunnel ? await this.#tunnel.state() : { up: false, lastHandshake: undefined, rxBytes: 0, txBytes: 0 };
+    return {
+      v: 1,
+      country: bundle.country,
+      version: VERSION,
+      at: new Date().toISOString(),
+      tunnel: { up: tunnel.up, lastHandshake: tunnel.lastHandshake?.toISOString() ?? null, rxBytes: tunnel.rxBytes, txBytes: tunnel.txBytes },
+      certSerial: bundle.serial,
+      certNotAfter: bundle.notAfter,
+      policyHash: this.#firewall?.hash ?? null,
+      outboxDepth: this.#relay?.outboxDepth() ?? 0,
+    };
+  }
+
+  /** Renews at 2/3 of the lifetime (config), retrying with back-off; a new certificate means a new connection. */
+  #scheduleRenewal(attempt: number): void {
+    if (this.#isStopping || !this.#bundle) return;
+    const delayMs = attempt === 0 ? renewalDelayMs(this.#bundle.certificate, this.#o.config.renewAtFraction, Date.now()) : renewRetryMs(attempt);
+    const log = this.#log.child({ component: 'renewal', country: this.#bundle.country });
+    log.info({ at: new Date(Date.now() + delayMs).toISOString(), attempt }, 'certificate renewal scheduled');
+    // setTimeout holds at most ~24.8 days; longer waits are re-armed in steps.
+    const step = Math.min(delayMs, 2 ** 31 - 1);
+    this.#renewTimer = setTimeout(() => {
+      if (step < delayMs) {
+        this.#scheduleRenewal(attempt);
+        return;
+      }
+      void this.renewNow().then(
+        () => this.#scheduleRenewal(0),
+        (err: unknown) => {
+          log.warn({ err, attempt: attempt + 1 }, 'certificate renewal failed; will retry');
+          this.#scheduleRenewal(attempt + 1);
+        },
+      );
+    }, step);
+    this.#renewTimer.unref();
+  }
+
+  /** Renews the certificate now and reconnects to the broker with it. */
+  async renewNow(): Promise<Bundle> {
+    const next = await renewCertificate(this.#o.stateDir, this.#bundle as Bundle);
+    this.#bundle = next;
+    this.#log.info({ country: next.country, serial: next.serial, notAfter: next.notAfter }, 'certificate renewed');
+    // The live TLS session keeps the old certificate; reconnect so the next handshake uses the new one.
+    const old = this.#nc;
+    this.#nc = undefined;
+    await closeWithin(old, 5000);
+    this.#connecting = this.#connect();
+    return next;
+  }
+
+  async stop(): Promise<void> {
+    this.#isStopping = true;
+    clearTimeout(this.#renewTimer);
+    this.#heartbeat?.stop();
+    const steps: StopStep[] = [
+      ['local API', () => this.#api?.close()],
+      // Connected: the relay stops cleanly (naks what it pulled, finishes a publish). Not
+      // connected: its pending requests would wait for a broker that is away, so the connection
+      // goes first and they fail at once; nothing is lost (outbox on disk, DELIVER on the hub).
+      ['relay', async () => {
+        if (!this.#relay?.isConnected()) await closeWithin(this.#nc, 1000);
+        await this.#relay?.stop();
+      }],
+      ['broker connection', () => closeWithin(this.#nc, 3000)],
+      ['firewall', () => this.#firewall?.stop()],
+      ['tunnel', () => this.#tunnel?.stop()],
+      ['endpoints file', () => rm(agentEndpointsPath(this.#o.stateDir), { force: true })],
+    ];
+    await stopInOrder(steps, this.#log);
+    void this.#connecting;
+    this.#log.info('agent stopped');
+  }
+}

@@ -1,0 +1,178 @@
+// The node agent end to end, in network namespaces this test creates: a hub namespace (hub
+// daemon, WireGuard, nftables, nats-server) with a bridge as the "internet", and FR and DE each in
+// their own namespace running `ncbnet-agent`. The test process reaches each daemon's API over a
+// veth link into its namespace, and runs the CLIs inside the namespaces like an operator would.
+import t from 'tap';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initHubState } from '../../hub/state-init.js';
+import { readToken } from '../../node-agent/local-api/tokens.js';
+import { show } from '../../system/wg.js';
+import { listTable } from '../../system/nft.js';
+import { runCliIn } from '../helpers/cli.js';
+import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { canConnectTcp, createNetnsLab, netnsSkipReason, pollUntil } from '../helpers/netns.js';
+import { tempDir } from '../helpers/tmpdir.js';
+import { waitFor } from '../helpers/wait.js';
+import type { AgentEndpoints } from '../../node-agent/runtime.js';
+
+interface Json {
+  [k: string]: unknown;
+}
+
+/** One HTTP call to an agent's local API (plain HTTP on the link into its namespace). */
+async function local(url: string, token: string | undefined, method: string, path: string, body?: unknown, raw?: string) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
+
+// Hub and agents are restarted several times; well over tap's default per-file limit.
+t.setTimeout(420_000);
+
+t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across agent and hub outages', { skip: netnsSkipReason() }, async (t) => {
+  // Daemons restarted inside a subtest belong to this test: a subtest's teardown would stop them.
+  const top = t;
+  const lab = createNetnsLab(t);
+  const hubNs = await lab.ns('hub');
+  const octet = parseInt(lab.id.slice(0, 2), 16);
+  // The bridge is the underlay ("internet"); each country hangs off it with a veth.
+  const bridge = lab.ifname('br');
+  await lab.exec(hubNs, ['ip', 'link', 'add', bridge, 'type', 'bridge']);
+  await lab.exec(hubNs, ['ip', 'address', 'add', '10.200.0.1/24', 'dev', bridge]);
+  await lab.exec(hubNs, ['ip', 'link', 'set', bridge, 'up']);
+  const countries = ['FR', 'DE'] as const;
+  const nsOf: Record<string, string> = {};
+  const linkAddress: Record<string, string> = {};
+  for (const [i, cc] of countries.entries()) {
+    const cns = await lab.ns(cc.toLowerCase());
+    nsOf[cc] = cns;
+    const { a } = await lab.veth({ ns: hubNs, address: `10.200.9.${i * 4 + 1}/30` }, { ns: cns, address: `10.200.0.${10 + i}/24` });
+    await lab.exec(hubNs, ['ip', 'address', 'flush', 'dev', a]);
+    await lab.exec(hubNs, ['ip', 'link', 'set', a, 'master', bridge]);
+    linkAddress[cc] = `10.202.${octet}.${i * 4 + 2}`;
+    await lab.rootLink(cns, `10.202.${octet}.${i * 4 + 1}/30`, `${linkAddress[cc]}/30`);
+  }
+
+  const hubState = await tempDir(t, 'ncbnet-agent-e2e-hub-');
+  await initHubState({ state: hubState, hubName: 'hub-1', sans: ['10.200.0.1', '10.77.0.1', '127.0.0.1', 'localhost'], operator: 'admin' });
+  const hubConfig = { api: { host: '0.0.0.0', port: 8443 }, broker: { port: 4222, monitorPort: 8222 }, wireguard: { enabled: true, interface: lab.ifname('hub'), listenPort: 51820, endpoint: '10.200.0.1:51820' } };
+  let hub = await startHubProcess(t, hubState, hubConfig, { netns: hubNs });
+  const hubCli = (...args: string[]) => runCliIn(hubNs, 'ncbnet', [...args, '--state', hubState, '--json']);
+
+  // Enrollment exactly as documented: operator CLI on the hub, agent CLI at each NCB.
+  const states: Record<string, string> = {};
+  for (const cc of countries) {
+    t.equal((await hubCli('country', 'add', cc, '--name', cc)).code, 0);
+    const tok = await hubCli('token', 'create', cc, '--ttl', '10m');
+    const token = (JSON.parse(tok.stdout) as { token: string }).token;
+    states[cc] = await tempDir(t, `ncbnet-agent-e2e-${cc.toLowerCase()}-`);
+    const r = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', 'https://10.200.0.1:8443', '--token', token, '--state', states[cc], '--country', cc, '--json']);
+    t.equal(r.code, 0, `${cc} enrolled: ${r.stderr}`);
+    const again = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', 'https://10.200.0.1:8443', '--token', token, '--state', states[cc]]);
+    t.equal(again.code, 73, 'a second enroll on an enrolled state dir is refused');
+    for (const key of ['identity/country.key', 'wireguard/private.key']) {
+      t.equal((await stat(join(states[cc], key))).mode & 0o777, 0o600, `${cc} ${key} is 0600`);
+    }
+  }
+
+  const agentConfig = (cc: string) => ({ tunnel: { interface: lab.ifname(`w${cc.toLowerCase()}`) }, localApi: { host: linkAddress[cc], port: 8787 }, heartbeatIntervalMs: 1000 });
+  const agents: Record<string, DaemonProcess<AgentEndpoints>> = {};
+  const tokens: Record<string, string> = {};
+  for (const cc of countries) {
+    agents[cc] = await startAgentProcess(t, states[cc] as string, agentConfig(cc), { netns: nsOf[cc] });
+    tokens[cc] = await readToken(join(states[cc] as string, 'local-api.tokens'));
+  }
+  const ready = async (cc: string) => (await local(agents[cc]?.endpoints.localApiUrl as string, undefined, 'GET', '/readyz')).status === 200;
+  for (const cc of countries) await waitFor(`${cc} ready`, () => ready(cc), 60_000, 250);
+
+  await t.test('tunnel up, broker only through the tunnel, firewall drops what the policy does not open', async (t) => {
+    const fr = nsOf.FR as string;
+    const peers = (await show(lab.ifname('wfr'), { netns: fr })).peers;
+    t.ok(peers[0]?.latestHandshake, 'handshake seen in wg show');
+    t.ok(await canConnectTcp(lab, fr, '10.77.0.1', 4222), 'NATS over the tunnel');
+    t.notOk(await canConnectTcp(lab, fr, '10.200.0.1', 4222), 'not over the underlay: the hub firewall only opens it on the tunnel');
+    const table = await listTable({ netns: fr });
+    t.ok(table, 'the agent applied its inet ncbnet table');
+    // The hub probes a port on FR that the policy does not open: dropped and counted on FR.
+    const frAddress = ((await hubCli('country', 'show', 'FR')).stdout.match(/"overlayAddress": "([0-9.]+)"/) ?? [])[1] as string;
+    t.notOk(await canConnectTcp(lab, hubNs, frAddress, 9999), 'a port the policy does not open is dropped');
+    const countersAfter = JSON.stringify(await listTable({ netns: fr }));
+    t.match(countersAfter, /tunnel-input-drop/, 'the drop rule is there, counted');
+  });
+
+  await t.test('bad input to the local API: coded errors, outbox unchanged', async (t) => {
+    const url = agents.FR?.endpoints.localApiUrl as string;
+    const before = await local(url, tokens.FR, 'GET', '/v1/status');
+    t.equal((await local(url, undefined, 'POST', '/v1/messages', { kind: 'message', to: ['DE'], body: 'x' })).status, 401, 'no token');
+    t.equal((await local(url, 'wrong', 'POST', '/v1/messages', { kind: 'message', to: ['DE'], body: 'x' })).status, 401, 'wrong token');
+    const bad = await local(url, tokens.FR, 'POST', '/v1/messages', undefined, '{"kind": ');
+    t.equal(bad.status, 400, 'malformed JSON');
+    // The agent answers 413 as soon as the limit is passed and closes the connection; the client
+    // may see the answer or only the reset, depending on how much it had written by then.
+    const huge = await local(url, tokens.FR, 'POST', '/v1/messages', { kind: 'message', to: ['DE'], body: 'x'.repeat(2_000_000) }).catch(() => ({ status: 413 }));
+    t.equal(huge.status, 413, 'oversized body');
+    const unknown = await local(url, tokens.FR, 'POST', '/v1/messages', { kind: 'message', to: ['ZZ'], body: 'x' });
+    t.equal(unknown.status, 422);
+    t.equal((unknown.json as Json).code, 'LOCAL_UNKNOWN_RECIPIENT');
+    const after = await local(url, tokens.FR, 'GET', '/v1/status');
+    t.same((after.json as Json).outboxDepth, (before.json as Json).outboxDepth, 'outbox unchanged');
+  });
+
+  await t.test('FR sends to DE while DE is stopped; DE starts later and receives it exactly once', async (t) => {
+    t.equal(await agents.DE?.stop(), 0, 'DE stopped cleanly');
+    t.notOk(await pollUntil(async () => (await listTable({ netns: nsOf.DE })) !== undefined, { timeoutMs: 200 }), 'DE removed its table on SIGTERM');
+    const sent = await local(agents.FR?.endpoints.localApiUrl as string, tokens.FR, 'POST', '/v1/messages', { kind: 'notice', notice: { colour: 'red' }, to: ['DE'], subject: 'while DE was away', body: 'wanted person' });
+    t.equal(sent.status, 202, sent.text);
+    const id = (sent.json as Json).id as string;
+    agents.DE = await startAgentProcess(top, states.DE as string, agentConfig('DE'), { netns: nsOf.DE });
+    let items: Json[] = [];
+    await waitFor('DE to receive it', async () => {
+      items = ((await local(agents.DE?.endpoints.localApiUrl as string, tokens.DE, 'GET', '/v1/inbox')).json as { items: Json[] }).items;
+      return items.some((i) => i.id === id);
+    }, 60_000, 250);
+    t.equal(items.filter((i) => i.id === id).length, 1, 'exactly once');
+    t.equal((await local(agents.DE?.endpoints.localApiUrl, tokens.DE, 'POST', `/v1/inbox/${id}/ack`)).status, 200);
+  });
+
+  await t.test('the hub goes down: FR keeps accepting (202) and delivers everything once the hub is back', async (t) => {
+    t.equal(await hub.stop(), 0, 'hub stopped');
+    const url = agents.FR?.endpoints.localApiUrl as string;
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await local(url, tokens.FR, 'POST', '/v1/messages', { kind: 'message', to: ['DE'], subject: `outage ${i}`, body: `n${i}` });
+      t.equal(r.status, 202, `message ${i} accepted while the hub is down`);
+      ids.push((r.json as Json).id as string);
+    }
+    // And the agent itself restarts while the hub is away: it comes up from its last-known-good bundle.
+    t.equal(await agents.FR?.stop(), 0);
+    agents.FR = await startAgentProcess(top, states.FR as string, agentConfig('FR'), { netns: nsOf.FR });
+    const status = await local(agents.FR.endpoints.localApiUrl, tokens.FR, 'GET', '/v1/status');
+    t.equal((status.json as Json).outboxDepth, 10, 'the outbox survived the agent restart');
+    hub = await startHubProcess(top, hubState, hubConfig, { netns: hubNs });
+    let got: string[] = [];
+    await waitFor('all ten at DE', async () => {
+      const items = ((await local(agents.DE?.endpoints.localApiUrl as string, tokens.DE, 'GET', '/v1/inbox?limit=100')).json as { items: Json[] }).items;
+      got = items.map((i) => i.id as string).filter((x) => ids.includes(x));
+      return got.length >= ids.length;
+    }, 90_000, 500);
+    t.same([...got].sort(), [...ids].sort(), 'nothing lost');
+    t.equal(new Set(got).size, got.length, 'nothing duplicated');
+    const s = await local(agents.FR?.endpoints.localApiUrl, tokens.FR, 'GET', `/v1/messages/${ids[0] as string}`);
+    t.equal((s.json as Json).state, 'submitted');
+  });
+
+  for (const cc of countries) t.equal(await agents[cc]?.stop(), 0, `${cc} agent stops cleanly`);
+  t.equal(await hub.stop(), 0);
+  t.notOk(await pollUntil(async () => (await listTable({ netns: nsOf.FR })) !== undefined, { timeoutMs: 200 }), 'no table left in FR');
+});

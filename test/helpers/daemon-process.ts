@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { readEndpoints, type Endpoints } from '../../hub/runtime.js';
+import { readAgentEndpoints, type AgentEndpoints } from '../../node-agent/runtime.js';
+import { typescriptLoader } from './cli.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Teardownable {
+  teardown(fn: () => unknown): void;
+  comment(...args: unknown[]): void;
+  passing(): boolean;
+}
+
+/** A daemon (`ncbnet hub run`, `ncbnet-agent run`) started by a test as its own process. */
+export interface DaemonProcess<E> {
+  child: ChildProcess;
+  endpoints: E;
+  /** Everything it logged (JSON lines), for assertions and for failure output. */
+  output(): string;
+  /** SIGTERM and wait for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+interface DaemonSpec<E> {
+  label: string;
+  entry: string;
+  args: string[];
+  netns?: string | undefined;
+  timeoutMs?: number | undefined;
+  /** The daemon's endpoints once it wrote them for this pid; undefined until then. */
+  ready: () => Promise<(E & { pid: number }) | undefined>;
+}
+
+async function startDaemon<E>(t: Teardownable, spec: DaemonSpec<E>): Promise<DaemonProcess<E>> {
+  const timeoutMs = spec.timeoutMs ?? 30_000;
+  const argv = [process.execPath, ...typescriptLoader(), spec.entry, ...spec.args];
+  // `ip netns exec` execs the program in place, so the pid is the daemon's own.
+  const [cmd, ...args] = spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...argv] : argv;
+  const child = spawn(cmd as string, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(`${spec.label} output:\n${output.slice(-20_000)}`);
+    if (!hasExited) {
+      child.kill('SIGTERM');
+      const done = await Promise.race([exited, delay(15_000).then(() => undefined)]);
+      if (!done) child.kill('SIGKILL');
+    }
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const endpoints = await spec.ready();
+    if (endpoints && endpoints.pid === child.pid) {
+      return {
+        child,
+        endpoints,
+        output: () => output,
+        exited,
+        stop: async () => {
+          if (!hasExited) child.kill('SIGTERM');
+          return (await exited).code;
+        },
+      };
+    }
+    if (hasExited) throw new Error(`${spec.label} exited before it was ready:\n${output.slice(-5000)}`);
+    if (Date.now() > deadline) throw new Error(`${spec.label} not ready after ${timeoutMs} ms:\n${output.slice(-5000)}`);
+    await delay(100);
+  }
+}
+
+/**
+ * Runs the real hub daemon on `stateDir` with `config` (written to hub.json), waits for it to
+ * write its endpoints, and stops it at teardown if the test did not. Its log is printed when the
+ * test fails.
+ */
+export async function startHubProcess(t: Teardownable, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<Endpoints>> {
+  const configPath = join(stateDir, 'hub.json');
+  await writeFile(configPath, JSON.stringify(config));
+  return startDaemon(t, { label: 'hub', entry: 'hub/cli/main.ts', args: ['hub', 'run', '--state', stateDir, '--config', configPath], netns: opts.netns, timeoutMs: opts.timeoutMs, ready: () => readEndpoints(stateDir) });
+}
+
+/** Runs the real node agent on an enrolled `stateDir` with `config` (agent.json), like {@link startHubProcess}. */
+export async function startAgentProcess(t: Teardownable, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<AgentEndpoints>> {
+  const configPath = join(stateDir, 'agent.json');
+  await writeFile(configPath, JSON.stringify(config));
+  return startDaemon(t, {
+    label: `agent ${stateDir}`,
+    entry: 'node-agent/cli/main.ts',
+    args: ['run', '--state', stateDir, '--config', configPath],
+    netns: opts.netns,
+    timeoutMs: opts.timeoutMs,
+    ready: () => readAgentEndpoints(stateDir).catch(() => undefined),
+  });
+}
