@@ -109,6 +109,8 @@ t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across 
     t.notOk(await canConnectTcp(lab, hubNs, frAddress, 9999), 'a port the policy does not open is dropped');
     const countersAfter = JSON.stringify(await listTable({ netns: fr }));
     t.match(countersAfter, /tunnel-input-drop/, 'the drop rule is there, counted');
+    const shown = JSON.parse((await hubCli('country', 'show', 'FR')).stdout) as { country: { lastSeen?: string } };
+    t.ok(shown.country.lastSeen, `the hub saw FR's heartbeats (last seen ${shown.country.lastSeen ?? 'never'})`);
   });
 
   await t.test('bad input to the local API: coded errors, outbox unchanged', async (t) => {

@@ -1,55 +1,18 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { connect } from '@nats-io/transport-node';
-import { pino } from 'pino';
 import type { CountryRecord } from '../../hub/registry/record.js';
 import { readSnapshot } from '../../hub/registry/snapshot.js';
-import { openHubServices, snapshotPath, type HubServices } from '../../hub/services.js';
-import { identityPaths, initHubState } from '../../hub/state-init.js';
+import { snapshotPath } from '../../hub/services.js';
 import type { Bundle } from '../../hub/enrollment/bundle.js';
 import { x509 } from '../../pki/x509.js';
 import { countryKeys } from '../helpers/country-identity.js';
 import { httpsCall } from '../helpers/https.js';
-import { startNatsServerForTest } from '../helpers/nats-server.js';
+import { startHubServices, TEST_NETWORK } from '../helpers/hub-inprocess.js';
 import { openssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/tmpdir.js';
 
-const NETWORK = {
-  overlayCidr: '10.77.0.0/16',
-  hubAddress: '10.77.0.1',
-  wgPublicKey: null,
-  wgEndpoint: null,
-  apiUrl: 'https://10.77.0.1:8443',
-  natsUrl: 'tls://10.77.0.1:4222',
-  policy: { version: 1, hubAddress: '10.77.0.1', natsPort: 4222, apiPort: 8443, allowFromHubTcp: [9101] },
-};
-
-/** A hub's services on a real nats-server and a real HTTPS listener on loopback. */
-async function startHub(t: Parameters<typeof startNatsServerForTest>[0] & Parameters<typeof tempDir>[0], state?: string) {
-  const dir = state ?? (await tempDir(t));
-  if (!state) await initHubState({ state: dir, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
-  const nats = await startNatsServerForTest(t);
-  const nc = await connect({ servers: nats.url });
-  const services: HubServices = await openHubServices({
-    stateDir: dir,
-    config: (await import('../../hub/config.js')).parseHubConfig({ api: { bodyLimitBytes: 8192 } }),
-    nc,
-    log: pino({ level: 'silent' }),
-    network: () => NETWORK,
-    readiness: () => ({ broker: !nc.isClosed() }),
-  });
-  await services.api.listen({ host: '127.0.0.1', port: 0 });
-  t.teardown(async () => {
-    await services.api.close();
-    await nc.close();
-  });
-  const url = `https://127.0.0.1:${(services.api.server.address() as AddressInfo).port}`;
-  const paths = identityPaths(dir);
-  const operator = { ca: await readFile(paths.operatorCa, 'utf8'), cert: await readFile(paths.operatorCert, 'utf8'), key: await readFile(paths.operatorKey, 'utf8') };
-  const admin = (method: string, path: string, body?: unknown) => httpsCall(`${url}/v1/admin${path}`, { method, body, ...operator });
-  return { dir, url, services, operator, admin, nats, nc };
-}
+const NETWORK = TEST_NETWORK;
+const startHub = startHubServices;
 
 t.test('hub api: an operator adds FR, makes a token; FR enrolls with its own CSR and gets the designed bundle', async (t) => {
   const hub = await startHub(t);
