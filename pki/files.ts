@@ -3,7 +3,8 @@ import { mkdir, open, rename, stat, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { KeyFileError, PKI_KEY_PERMISSIONS } from './errors.js';
 
-async function fsyncDir(dir: string): Promise<void> {
+/** fsyncs a directory, so a create, rename or unlink in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
   const fd = await open(dir, constants.O_RDONLY);
   try {
     await fd.sync();

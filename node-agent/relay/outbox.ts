@@ -10,11 +10,10 @@
  * submission order. Bytes stay on disk; memory holds only the sorted ids, so an outbox that grows
  * for hours while the hub is away costs ~30 bytes per message.
  */
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileDurable } from '../../pki/files.js';
+import { fsyncDir, writeFileDurable } from '../../pki/files.js';
 import { MAX_ENVELOPE_BYTES, isUlid, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
 
 const SUFFIX = '.json';
@@ -173,14 +172,5 @@ export class Outbox {
 
   #path(id: string): string {
     return join(this.#opts.dir, `${id}${SUFFIX}`);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await open(dir, constants.O_RDONLY);
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
   }
 }

@@ -3,10 +3,11 @@
 // print only when a test fails, and every temp file removed on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { access, constants, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { readPortsFile } from '../../hub/broker/nats-server.js';
 
 /** Why a helper call failed; tests assert on it. */
 export type NatsServerErrorCode =
@@ -361,8 +362,9 @@ export class NatsServer {
         const code = child.pid === undefined ? 'NATS_SERVER_SPAWN_FAILED' : 'NATS_SERVER_EXITED';
         throw this.#error(code, `nats-server exited (${how}) before listening:\n${this.#output}`);
       }
-      const ports = await readPortsFile(this.dir, child.pid, this.#isMonitored);
-      if (ports !== undefined) return ports;
+      // The hub's own reader of nats-server's ports file (one parser for the format).
+      const ports = await readPortsFile(this.dir, child.pid);
+      if (ports !== undefined && (!this.#isMonitored || ports.monitorPort !== undefined)) return { port: ports.clientPort, httpPort: ports.monitorPort };
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         await this.#exited;
@@ -416,35 +418,6 @@ async function raceDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined
   } finally {
     ac.abort();
   }
-}
-
-/**
- * Reads `<exe>_<pid>.ports` (nats-server `ports_file_dir`), JSON like
- * `{"nats":["nats://127.0.0.1:4222"],"monitoring":["http://127.0.0.1:8222"]}`. Undefined while
- * the file is missing or incomplete.
- */
-async function readPortsFile(dir: string, pid: number, isMonitored: boolean): Promise<{ port: number; httpPort: number | undefined } | undefined> {
-  const name = (await readdir(dir)).find((f) => f.endsWith(`_${pid}.ports`));
-  if (name === undefined) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(join(dir, name), 'utf8'));
-  } catch {
-    // Written without an atomic rename: a half-written file is read again at the next poll.
-    return undefined;
-  }
-  const port = firstPort(parsed, 'nats');
-  const httpPort = firstPort(parsed, 'monitoring');
-  if (port === undefined || (isMonitored && httpPort === undefined)) return undefined;
-  return { port, httpPort };
-}
-
-function firstPort(parsed: unknown, key: string): number | undefined {
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const urls: unknown = (parsed as Record<string, unknown>)[key];
-  if (!Array.isArray(urls) || typeof urls[0] !== 'string') return undefined;
-  const port = Number(new URL(urls[0]).port);
-  return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
 async function resolveBinary(explicit: string | undefined): Promise<string> {
