@@ -1,7 +1,7 @@
 // Throwaway network namespaces for tests that need real WireGuard and nftables: each test gets a
 // random id, every namespace, veth and wireguard-go socket it makes carries that id, and a
 // teardown registered on the test removes all of it, whether the test passed or not.
-import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { spawn as spawnChild, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -189,6 +189,26 @@ export class NetnsLab {
     }
     if (errors.length) throw new AggregateError(errors, `netns cleanup for ${this.id} left errors`);
   }
+
+  /**
+   * The last resort, synchronous: kills whatever runs in the lab's namespaces and deletes them.
+   * For a test process that ends without its teardown (tap's timeout sends SIGTERM), so no
+   * namespace, interface or wireguard-go outlives a run.
+   */
+  cleanupSync(): void {
+    for (const child of this.#processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const ns of this.#namespaces.splice(0).reverse()) {
+      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
+      for (const pid of pids.split(/\s+/).filter(Boolean).map(Number)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      spawnSync('ip', ['netns', 'delete', ns]);
+    }
+  }
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -222,10 +242,21 @@ async function stopPid(pid: number): Promise<void> {
   await pollUntil(() => !alive(pid), { timeoutMs: 2_000, intervalMs: 20 });
 }
 
-/** A new {@link NetnsLab} whose cleanup runs when `t` ends, pass or fail. */
+/** A new {@link NetnsLab} whose cleanup runs when `t` ends, pass or fail (and, failing that, when the process exits). */
 export function createNetnsLab(t: Teardownable): NetnsLab {
   const lab = new NetnsLab();
-  t.teardown(() => lab.cleanup());
+  const onExit = () => lab.cleanupSync();
+  const onSignal = () => {
+    lab.cleanupSync();
+    process.exit(1);
+  };
+  process.once('exit', onExit);
+  process.once('SIGTERM', onSignal);
+  t.teardown(async () => {
+    process.off('exit', onExit);
+    process.off('SIGTERM', onSignal);
+    await lab.cleanup();
+  });
   return lab;
 }
 
