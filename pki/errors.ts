@@ -48,3 +48,18 @@ export class JournalError extends PkiError {}
 export class IssueError extends PkiError {}
 /** An enrollment token was refused; `code` says why. */
 export class TokenError extends PkiError {}
+
+export const PKI_CMS_NO_RECIPIENTS = 'PKI_CMS_NO_RECIPIENTS';
+export const PKI_CMS_TOO_MANY_RECIPIENTS = 'PKI_CMS_TOO_MANY_RECIPIENTS';
+export const PKI_CMS_BAD_RECIPIENT = 'PKI_CMS_BAD_RECIPIENT';
+export const PKI_CMS_TOO_LARGE = 'PKI_CMS_TOO_LARGE';
+export const PKI_CMS_ENCRYPT_FAILED = 'PKI_CMS_ENCRYPT_FAILED';
+export const PKI_CMS_MALFORMED = 'PKI_CMS_MALFORMED';
+export const PKI_CMS_UNSUPPORTED = 'PKI_CMS_UNSUPPORTED';
+export const PKI_CMS_NOT_RECIPIENT = 'PKI_CMS_NOT_RECIPIENT';
+export const PKI_CMS_BAD_KEY = 'PKI_CMS_BAD_KEY';
+export const PKI_CMS_KEY_MISMATCH = 'PKI_CMS_KEY_MISMATCH';
+export const PKI_CMS_DECRYPT_FAILED = 'PKI_CMS_DECRYPT_FAILED';
+
+/** A CMS EnvelopedData could not be made or read (recipients, size, structure, key, decryption); `code` says why. */
+export class CmsError extends PkiError {}
