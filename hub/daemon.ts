@@ -186,7 +186,7 @@ export class HubDaemon {
       );
     }
 
-    this.#router = new Router({ nc: this.#nc, directory: registry, log: this.#log });
+    this.#router = new Router({ nc: this.#nc, directory: registry, log: this.#log, audit: this.#services.audit });
     await this.#router.start();
     this.#listenHeartbeats();
 
@@ -211,6 +211,7 @@ export class HubDaemon {
     const steps: StopStep[] = [
       ['api', () => this.#services?.api.close()],
       ['router', () => this.#router?.stop()],
+      ['audit', () => this.#services?.audit.close()],
       // The broker may listen on the tunnel's address: close the connection and the broker
       // before the tunnel goes, or the drain would wait on a dead interface.
       ['nats connection', () => closeWithin(this.#nc, 5000)],

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { CertificateAuthority } from '../pki/ca.js';
 import { EnrollmentTokens } from '../pki/tokens.js';
 import { AdminService } from './admin/service.js';
+import { AuditLog } from './audit/audit-log.js';
 import type { ReadinessCheck } from './api/routes-health.js';
 import type { ApiApp } from './api/schemas.js';
 import { buildApiServer } from './api/server.js';
@@ -32,6 +33,7 @@ export interface HubServices {
   registry: Registry;
   enrollment: EnrollmentService;
   admin: AdminService;
+  audit: AuditLog;
   api: ApiApp;
 }
 
@@ -51,6 +53,7 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
   const kv = await new Kvm(o.nc).create(REGISTRY_BUCKET, { history: 10, replicas: o.replicas ?? 1, storage: 'file' });
   const registry = await Registry.open({ kv, snapshotPath: snapshotPath(o.stateDir), log: o.log.child({ component: 'registry' }) });
   const enrollment = new EnrollmentService({ ca, tokens, registry, network: o.network, countryLifetimeMs: o.config.certificates.countryLifetimeMs, log: o.log.child({ component: 'enrollment' }) });
+  const audit = await AuditLog.open({ nc: o.nc, log: o.log.child({ component: 'audit' }), ...(o.replicas ? { replicas: o.replicas } : {}) });
   const admin = new AdminService({ ca, tokens, registry, log: o.log.child({ component: 'admin' }) });
   const paths = identityPaths(o.stateDir);
   const api = await buildApiServer({
@@ -59,8 +62,9 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
     ca,
     enrollment,
     admin,
+    audit,
     readiness: o.readiness,
     log: o.log.child({ component: 'api' }),
   });
-  return { ca, tokens, registry, enrollment, admin, api };
+  return { ca, tokens, registry, enrollment, admin, audit, api };
 }

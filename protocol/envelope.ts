@@ -1,18 +1,31 @@
 /**
- * The message envelope of ARCHITECTURE, "Messages": the one shape every notice, diffusion and
- * message takes on the wire between an NCB and the hub. This is the first, basic version:
- * `encrypted` (CMS EnvelopedData) and a verified `sig` over the JCS form come with the full message
- * model; the schema is built from a field table so they can be added (and `v: 2` accepted beside
- * `v: 1`) without touching the parser. Pure: no I/O.
+ * The message envelope of ARCHITECTURE, "Messages": the one shape every notice, diffusion,
+ * message, receipt and deletion takes on the wire between an NCB and the hub. This module checks
+ * shape and per-kind rules; `signature.ts` makes and verifies `sig` (ECDSA P-256 over the JCS
+ * form, `jcs.ts`). The schema is built from a field table so fields can be added (and `v: 2`
+ * accepted beside `v: 1`) without touching the parser. Pure: no I/O.
  */
 import { webcrypto } from 'node:crypto';
 import Type, { type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { CountryCodeSchema, isCountryCode } from './country.js';
 import { ENVELOPE_INVALID, ENVELOPE_MALFORMED_JSON, ENVELOPE_TOO_LARGE, EnvelopeError } from './envelope-errors.js';
+import { hasLoneSurrogate } from './jcs.js';
 import { describeValue, schemaProblems } from './validate.js';
 
-export { ENVELOPE_INVALID, ENVELOPE_MALFORMED_JSON, ENVELOPE_TOO_LARGE, EnvelopeError } from './envelope-errors.js';
+export {
+  ENVELOPE_BAD_CERTIFICATE,
+  ENVELOPE_BAD_SIGNATURE,
+  ENVELOPE_CERT_REVOKED,
+  ENVELOPE_INVALID,
+  ENVELOPE_MALFORMED_JSON,
+  ENVELOPE_SENDER_MISMATCH,
+  ENVELOPE_SIGN_FAILED,
+  ENVELOPE_TOO_LARGE,
+  ENVELOPE_TRUST_CONFIG,
+  ENVELOPE_UNSIGNED,
+  EnvelopeError,
+} from './envelope-errors.js';
 export type { EnvelopeErrorCode } from './envelope-errors.js';
 
 /** Largest envelope accepted by default: nats-server's default `max_payload` (1 MiB). */
@@ -25,6 +38,19 @@ export const MAX_RECIPIENTS = 256;
 export const ENVELOPE_KINDS = ['notice', 'diffusion', 'message', 'query', 'reply', 'receipt', 'deletion'] as const;
 export const NOTICE_COLOURS = ['red', 'blue', 'yellow', 'black', 'green', 'orange', 'purple', 'un-special'] as const;
 export const PRIORITIES = ['urgent', 'routine'] as const;
+/**
+ * Handling codes (dissemination restriction). Absent means `public`. `restricted` and
+ * `confidential` content never travels in plaintext: such an envelope must carry `encrypted`.
+ */
+export const HANDLING_CODES = ['public', 'restricted', 'confidential'] as const;
+/** One of {@link HANDLING_CODES}. */
+export type HandlingCode = (typeof HANDLING_CODES)[number];
+/** What a receipt says happened to the message it names. */
+export const RECEIPT_STATUSES = ['delivered', 'read', 'rejected', 'deleted'] as const;
+/** Longest `encrypted` (base64 CMS) in characters: no longer than the envelope itself may be. */
+export const MAX_ENCRYPTED_CHARS = MAX_ENVELOPE_BYTES;
+/** Longest `sigCert` (base64 DER) in characters; a P-256 leaf is under 1 KiB, so this is generous. */
+export const MAX_SIG_CERT_CHARS = 8192;
 /** `to: '*'`: every active member country except the sender. */
 export const ALL_COUNTRIES = '*';
 
@@ -37,6 +63,16 @@ const UlidSchema = Type.String({ pattern: ULID_PATTERN, description: 'ULID, 26 C
 const TimestampSchema = Type.String({ format: 'date-time', maxLength: 64, description: 'RFC 3339 date-time with offset' });
 const RecipientListSchema = Type.Array(CountryCodeSchema, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueItems: true });
 const AllCountriesSchema = Type.Literal(ALL_COUNTRIES);
+// Standard base64 with padding (RFC 4648 §4). A plain character class, not groups of four: a
+// repeated group backtracks per group and is slow on a 1 MiB string; length % 4 is checked below.
+const BASE64_PATTERN = '^[A-Za-z0-9+/]+={0,2}$';
+/** A reason is an error code of the `<AREA>_<WHAT>` form (`ENVELOPE_INVALID`, `RETENTION_EXPIRED`). */
+const ReasonSchema = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$', description: 'reason code, <AREA>_<WHAT>' });
+/**
+ * base64url of the 64-byte IEEE P1363 `r || s` ECDSA P-256 signature, unpadded: 86 characters, the
+ * last one holding 2 bits and 4 zero bits, so each signature has exactly one spelling.
+ */
+export const SIG_PATTERN = '^[A-Za-z0-9_-]{85}[AQgw]$';
 
 /** The envelope's fields; `to` is replaced below to get readable problems (see envelopeProblems). */
 const FIELDS = {
@@ -47,15 +83,30 @@ const FIELDS = {
   from: CountryCodeSchema,
   to: Type.Union([RecipientListSchema, AllCountriesSchema]),
   priority: Type.Enum([...PRIORITIES]),
-  /** Handling code (dissemination restriction); the router checks it against policy later. */
-  handling: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9-]{0,31}$' })),
+  // A pattern rather than Type.Enum: the static type stays `string`, so drafts typed elsewhere
+  // (node-agent/relay/types.ts) still assign to Envelope; the values are checked all the same.
+  /** Handling code, one of {@link HANDLING_CODES}; absent means public. */
+  handling: Type.Optional(Type.String({ pattern: `^(${HANDLING_CODES.join('|')})$` })),
   created: TimestampSchema,
   expires: Type.Optional(TimestampSchema),
   inReplyTo: Type.Optional(UlidSchema),
   subject: Type.Optional(Type.String({ maxLength: 512 })),
-  body: Type.String({ maxLength: MAX_BODY_CHARS }),
-  /** base64url signature; verified when the full message model lands. */
-  sig: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+$', maxLength: 4096 })),
+  /** Plaintext content; exactly one of `body` and `encrypted` (neither for a receipt). */
+  body: Type.Optional(Type.String({ maxLength: MAX_BODY_CHARS })),
+  /** base64 CMS EnvelopedData (DER) to the recipients' certificates, instead of `body`. */
+  encrypted: Type.Optional(Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_ENCRYPTED_CHARS })),
+  /** Kind `receipt` only: what happened to message `of` at the recipient. */
+  receipt: Type.Optional(
+    Type.Object({ of: UlidSchema, status: Type.Enum([...RECEIPT_STATUSES]), reason: Type.Optional(ReasonSchema) }, { additionalProperties: false }),
+  ),
+  /** Kind `deletion` only: the id of the message every recipient must purge. */
+  deletes: Type.Optional(UlidSchema),
+  /** Kind `deletion` only: why, as a code. */
+  reason: Type.Optional(ReasonSchema),
+  /** base64 DER of the signer's leaf certificate, so a recipient can verify without a directory. */
+  sigCert: Type.Optional(Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_SIG_CERT_CHARS })),
+  /** ECDSA P-256/SHA-256 signature over `canonicalize(envelope without sig)`; see `signature.ts`. */
+  sig: Type.Optional(Type.String({ pattern: SIG_PATTERN })),
 };
 
 const STRICT = { additionalProperties: false } as const;
@@ -79,16 +130,16 @@ export function isUlid(value: unknown): value is string {
 
 /**
  * Every way `value` is not a valid envelope, one line each as `path: problem (got X)`; empty when
- * it is one. Beyond the schema: country codes must be assigned ISO codes, a notice carries its
- * colour and nothing else does, and `expires` comes after `created`.
+ * it is one. Beyond the schema: country codes must be assigned ISO codes, `expires` comes after
+ * `created`, text is Unicode, and the per-kind rules of {@link kindProblems} hold.
  */
 export function envelopeProblems(value: unknown): string[] {
   if (!Value.Check(EnvelopeSchema, value)) {
     const to: unknown = isRecord(value) ? value['to'] : undefined;
-    if (Array.isArray(to)) return schemaProblems(LIST_SHAPE, value);
+    if (Array.isArray(to)) return schemaProblems(LIST_SHAPE, value).map(reword(value));
     // "must be equal to constant" would not tell the sender that a list was the other choice.
     return schemaProblems(ALL_SHAPE, value).map((p) =>
-      p.startsWith('to: must be equal to constant') ? `to: must be "*" or a list of country codes (got ${describeValue(to)})` : p,
+      p.startsWith('to: must be equal to constant') ? `to: must be "*" or a list of country codes (got ${describeValue(to)})` : reword(value)(p),
     );
   }
   const problems: string[] = [];
@@ -104,12 +155,80 @@ export function envelopeProblems(value: unknown): string[] {
     const time = value[key];
     if (time !== undefined && Number.isNaN(Date.parse(time))) problems.push(`${key}: must be an RFC 3339 date-time without suffix (got ${describeValue(time)})`);
   }
-  if (value.kind === 'notice' && value.notice === undefined) problems.push('notice: required when kind is notice');
-  if (value.kind !== 'notice' && value.notice !== undefined) problems.push(`notice: only allowed when kind is notice (got ${describeValue(value.kind)})`);
   if (value.expires !== undefined && Date.parse(value.expires) <= Date.parse(value.created)) {
     problems.push(`expires: must be after created (got ${describeValue(value.expires)})`);
   }
+  // JSON.parse turns a "\ud800" escape into a lone surrogate: not Unicode, not I-JSON (RFC 7493
+  // §2.1), and without a canonical form, so such an envelope could never be signed or verified.
+  for (const key of ['subject', 'body'] as const) {
+    const text = value[key];
+    if (text !== undefined && hasLoneSurrogate(text)) problems.push(`${key}: contains a lone UTF-16 surrogate, not Unicode text (got ${describeValue(text)})`);
+  }
+  for (const key of ['encrypted', 'sigCert'] as const) {
+    const text = value[key];
+    if (text !== undefined && text.length % 4 !== 0) problems.push(`${key}: base64 length must be a multiple of 4 (got ${text.length} characters)`);
+  }
+  return [...problems, ...kindProblems(value)];
+}
+
+/**
+ * The rules that depend on `kind` and `handling` (ARCHITECTURE, "Messages"):
+ * - only a notice carries `notice` (its colour), and a notice must;
+ * - a reply names the message it answers (`inReplyTo`);
+ * - a receipt carries `receipt` and no content, and goes to exactly one country: the sender of
+ *   the message it reports on (which only the hub and that sender can check against their records);
+ * - a deletion names the message to purge (`deletes`), may say why (`reason`), and nothing else does;
+ * - every other kind carries exactly one of `body` and `encrypted`;
+ * - `restricted` and `confidential` content is encrypted, never a plaintext `body`.
+ */
+function kindProblems(value: Envelope): string[] {
+  const problems: string[] = [];
+  const kind = describeValue(value.kind);
+  const only = (key: 'notice' | 'receipt' | 'deletes' | 'reason', allowed: Envelope['kind']): void => {
+    if (value.kind === allowed && key !== 'reason' && value[key] === undefined) problems.push(`${key}: required when kind is ${allowed}`);
+    if (value.kind !== allowed && value[key] !== undefined) problems.push(`${key}: only allowed when kind is ${allowed} (got ${kind})`);
+  };
+  only('notice', 'notice');
+  only('receipt', 'receipt');
+  only('deletes', 'deletion');
+  only('reason', 'deletion');
+  if (value.kind === 'reply' && value.inReplyTo === undefined) problems.push('inReplyTo: required when kind is reply');
+  if (value.deletes !== undefined && value.deletes === value.id) problems.push(`deletes: must name another message than the deletion itself (got ${describeValue(value.deletes)})`);
+  const handling: string = value.handling ?? 'public';
+  if (value.kind === 'receipt') {
+    if (value.to === ALL_COUNTRIES || value.to.length !== 1) {
+      problems.push(`to: a receipt goes to exactly one country, the original sender (got ${describeValue(value.to)})`);
+    }
+    if (value.receipt !== undefined && value.receipt.of === value.id) problems.push(`receipt.of: must name another message than the receipt itself (got ${describeValue(value.receipt.of)})`);
+    for (const key of ['body', 'encrypted'] as const) {
+      if (value[key] !== undefined) problems.push(`${key}: not allowed when kind is receipt, which carries no content (got ${describeValue(value[key])})`);
+    }
+    if (handling !== 'public') problems.push(`handling: must be public for a receipt, which carries no content (got ${describeValue(handling)})`);
+    return problems;
+  }
+  if (value.body !== undefined && value.encrypted !== undefined) problems.push('encrypted: only one of body and encrypted may be given (got both)');
+  if (value.body === undefined && value.encrypted === undefined) problems.push(`body: required, or encrypted instead (got nothing)`);
+  if (handling !== 'public' && value.body !== undefined) {
+    problems.push(`body: plaintext not allowed when handling is ${handling}; send the content as encrypted (got ${value.body.length} characters)`);
+  }
   return problems;
+}
+
+// Patterns that stand for a short list or an encoding read better named than quoted.
+const REWORDED: Readonly<Record<string, string>> = {
+  handling: `must be one of ${HANDLING_CODES.join(', ')}`,
+  sig: 'must be base64url (86 characters) of a 64-byte P-256 signature',
+  sigCert: 'must be base64 (DER certificate)',
+  encrypted: 'must be base64 (CMS EnvelopedData)',
+};
+
+function reword(value: unknown): (problem: string) => string {
+  return (problem) => {
+    const key = problem.slice(0, problem.indexOf(':'));
+    const better = REWORDED[key];
+    if (better === undefined || !problem.startsWith(`${key}: must match pattern`)) return problem;
+    return `${key}: ${better} (got ${describeValue(isRecord(value) ? value[key] : undefined)})`;
+  };
 }
 
 /** Options of {@link parseEnvelope} and {@link encodeEnvelope}. */

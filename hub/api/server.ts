@@ -8,6 +8,7 @@ import type { AdminService } from '../admin/service.js';
 import type { EnrollmentService } from '../enrollment/service.js';
 import { makeErrorHandler } from './errors.js';
 import { registerAdminRoutes } from './routes-admin.js';
+import { registerAuditRoutes, type AuditReader } from './routes-audit.js';
 import { registerEnrollRoutes } from './routes-enroll.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
 import { registerPkiRoutes } from './routes-pki.js';
@@ -20,6 +21,7 @@ export interface ApiServerOptions {
   ca: CertificateAuthority;
   enrollment: EnrollmentService;
   admin: AdminService;
+  audit: AuditReader;
   readiness: ReadinessCheck;
   log: Logger;
 }
@@ -54,6 +56,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
   registerEnrollRoutes(app, opts.enrollment, opts.ca);
   registerPkiRoutes(app, opts.ca);
   registerAdminRoutes(app, opts.admin, opts.ca);
+  registerAuditRoutes(app, opts.audit, opts.ca);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../../protocol/exit-codes.js';
 import { VERSION } from '../../protocol/version.js';
 import { reportError } from './action.js';
+import { registerAuditCommands } from './audit.js';
 import { registerCountryCommands, registerTokenCommands } from './country.js';
 import { registerHubCommands } from './hub-init.js';
 import { registerPkiCommands } from './pki.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerPkiCommands(program);
   registerCountryCommands(program);
   registerTokenCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

@@ -8,6 +8,7 @@
  *
  * Not yet here (later issues): signature and handling-code checks, the audit record.
  */
+import { envelopeDigest, type AuditFields } from '../../protocol/audit.js';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -121,6 +122,12 @@ export interface RouterOptions {
   directory: RecipientDirectory;
   log: Logger;
   stats?: RouterStats;
+  /**
+   * Where every routing decision is recorded (hash-chained AUDIT stream). A decision is acked or
+   * terminated only once its record is stored: an audit outage stops routing rather than routing
+   * unrecorded.
+   */
+  audit?: { append(fields: AuditFields): Promise<unknown> };
   /** Largest envelope accepted (default {@link MAX_ENVELOPE_BYTES}). */
   maxEnvelopeBytes?: number;
   /** Delay before a submission whose copies could not all be stored is retried (default 2 s). */
@@ -252,6 +259,7 @@ export class Router {
     }
     try {
       await this.#deliver(decision.envelope.id, decision.recipients, m.data);
+      await this.#opts.audit?.append({ event: 'routed', messageId: decision.envelope.id, from: sender, to: decision.recipients, envelopeSha256: envelopeDigest(m.data) });
     } catch (err) {
       log.warn({ err, id: decision.envelope.id, seq: m.seq, redelivered: m.redelivered }, 'delivery failed, will retry');
       m.nak(this.#retryDelayMs());
@@ -284,6 +292,7 @@ export class Router {
   async #reject(m: JsMsg, sender: string, decision: Extract<RouteDecision, { ok: false }>, log: Logger): Promise<void> {
     const event: RejectionEvent = { type: 'rejected', id: decision.id, code: decision.code, problems: decision.problems };
     try {
+      await this.#opts.audit?.append({ event: 'rejected', messageId: decision.id, from: sender, code: decision.code, problems: decision.problems, envelopeSha256: envelopeDigest(m.data) });
       this.#opts.nc.publish(subjects.event(sender), JSON.stringify(event));
       // The event is core NATS; flush so it has reached the server before the submission is dropped.
       await this.#opts.nc.flush();

@@ -15,7 +15,7 @@ interface SendFlags extends ConnectionFlags {
   bodyFile?: string;
   priority?: 'urgent' | 'routine';
   noticeColour?: NonNullable<MessageDraft['notice']>['colour'];
-  handling?: string;
+  handling?: 'public' | 'restricted' | 'confidential';
   inReplyTo?: string;
   json?: boolean;
 }
@@ -53,7 +53,7 @@ export function registerSendCommand(program: Command): void {
       .option('--body-file <path>', 'read the message text from a file (- for stdin)')
       .addOption(new Option('--priority <priority>', 'delivery priority').choices([...PRIORITIES]))
       .addOption(new Option('--notice-colour <colour>', 'notice colour (with --kind notice)').choices([...NOTICE_COLOURS]))
-      .option('--handling <code>', 'handling code (dissemination restriction)')
+      .addOption(new Option('--handling <code>', 'dissemination restriction (restricted and confidential need end-to-end encryption)').choices(['public', 'restricted', 'confidential']))
       .option('--in-reply-to <id>', 'id of the message this one answers'),
   )
     .option('--json', 'print JSON for scripts')

@@ -9,6 +9,8 @@ import { CodedError } from '../../protocol/errors.js';
 export const RELAY_UNKNOWN_MESSAGE = 'RELAY_UNKNOWN_MESSAGE';
 /** A draft did not match {@link MessageDraftSchema}; `problems` lists every reason. */
 export const RELAY_BAD_DRAFT = 'RELAY_BAD_DRAFT';
+/** Restricted/confidential handling needs end-to-end encryption, which this agent does not do yet. */
+export const RELAY_ENCRYPTION_UNAVAILABLE = 'RELAY_ENCRYPTION_UNAVAILABLE';
 /** A store on disk (inbox or status journal) is damaged beyond its torn last line: refused, not guessed. */
 export const RELAY_STORE_CORRUPT = 'RELAY_STORE_CORRUPT';
 /** Writing to a store failed (disk full, EIO); nothing was acknowledged to anyone. */
@@ -24,6 +26,7 @@ export const RELAY_BAD_OPTIONS = 'RELAY_BAD_OPTIONS';
 export type RelayErrorCode =
   | typeof RELAY_UNKNOWN_MESSAGE
   | typeof RELAY_BAD_DRAFT
+  | typeof RELAY_ENCRYPTION_UNAVAILABLE
   | typeof RELAY_STORE_CORRUPT
   | typeof RELAY_STORE_FAILED
   | typeof RELAY_STOPPED

@@ -24,7 +24,7 @@ t.test('relay: submit builds the envelope (id, from, created, default priority) 
   const stateDir = await tempDir(t);
   const relay = await Relay.open({ country: 'FR', stateDir, log });
   const before = Date.now();
-  const a = await relay.submit(draft({ subject: 'S', handling: 'NCB-ONLY' }));
+  const a = await relay.submit(draft({ subject: 'S', handling: 'public' }));
   const b = await relay.submit(draft({ kind: 'notice', notice: { colour: 'red' }, to: '*', priority: 'urgent' }));
   t.match(a, { state: 'queued', to: ['DE'] });
   t.ok(Date.parse(a.acceptedAt) >= before - 1);

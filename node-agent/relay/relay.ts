@@ -19,7 +19,7 @@ import { subjects } from '../../protocol/subjects.js';
 import { schemaProblems } from '../../protocol/validate.js';
 import { Delivery } from './delivery.js';
 import { Drain } from './drain.js';
-import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_STOPPED, RelayError } from './errors.js';
+import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_ENCRYPTION_UNAVAILABLE, RELAY_STOPPED, RelayError } from './errors.js';
 import { nextUlid } from './ids.js';
 import { Inbox } from './inbox.js';
 import { Outbox } from './outbox.js';
@@ -164,6 +164,10 @@ export class Relay implements RelayPort {
     if (this.#isStopped) throw new RelayError(RELAY_STOPPED, 'relay: stopped');
     const problems = schemaProblems(MessageDraftSchema, draft);
     if (problems.length > 0) throw new RelayError(RELAY_BAD_DRAFT, `message draft is invalid:\n  ${problems.join('\n  ')}`, { problems });
+    if (draft.handling === 'restricted' || draft.handling === 'confidential') {
+      // Never send such content in clear: refuse until the agent encrypts to the recipients (pki/cms.ts).
+      throw new RelayError(RELAY_ENCRYPTION_UNAVAILABLE, `handling ${draft.handling}: end-to-end encryption is not available in this agent yet; nothing was sent`);
+    }
     const now = Date.now();
     const id = nextUlid(this.#lastId, now);
     const { priority, ...rest } = draft;

@@ -34,7 +34,12 @@ export const MessageDraftSchema = Type.Object(
     ),
     to: Type.Union([Type.Array(CountryCodeSchema, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueItems: true }), Type.Literal(ALL_COUNTRIES)]),
     priority: Type.Optional(Type.Union([Type.Literal('urgent'), Type.Literal('routine')])),
-    handling: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9-]{0,31}$' })),
+    /** Restricted and confidential content travels end-to-end encrypted (not yet built in the agent: refused). */
+    handling: Type.Optional(Type.Union([Type.Literal('public'), Type.Literal('restricted'), Type.Literal('confidential')])),
+    /** For a deletion: the message every recipient must purge. */
+    deletes: Type.Optional(Type.String({ pattern: '^[0-7][0-9A-HJKMNP-TV-Z]{25}$' })),
+    /** For a deletion: why, as a code (e.g. CCF_ORDER). */
+    reason: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' })),
     expires: Type.Optional(Type.String({ format: 'date-time' })),
     inReplyTo: Type.Optional(Type.String({ pattern: '^[0-7][0-9A-HJKMNP-TV-Z]{25}$' })),
     subject: Type.Optional(Type.String({ maxLength: 512 })),

@@ -131,7 +131,7 @@ t.test('agent cli: exit codes say what went wrong', async (t) => {
     ['bad kind', ['send', '--state', s, '--to', 'DE', '--body', 'x', '--kind', 'gossip'], 64, /Allowed choices are/],
     ['wait out of range', ['inbox', '--state', s, '--wait', '99'], 64, /must be a number from 0 to 60/],
     ['not a country', ['send', '--state', s, '--to', 'DE,ZZ', '--body', 'x'], 65, /LOCAL_UNKNOWN_RECIPIENT[\s\S]*body\.to\[1\]/],
-    ['invalid draft', ['send', '--state', s, '--to', 'DE', '--body', 'x', '--handling', 'lower'], 65, /LOCAL_BAD_REQUEST[\s\S]*body\.handling/],
+    ['invalid draft', ['send', '--state', s, '--to', 'DE', '--body', 'x', '--in-reply-to', 'not-an-id'], 65, /LOCAL_BAD_REQUEST[\s\S]*body\.inReplyTo/],
     ['unknown message', ['status', '01J0000000000000000000000A', '--state', s], 66, /LOCAL_UNKNOWN_MESSAGE/],
     ['wrong token', ['status', '--state', s, '--token-file', badTokens], 77, /LOCAL_AUTH_BAD_TOKEN/],
     ['tokens file others can read', ['status', '--state', s, '--token-file', loose], 77, /LOCAL_TOKENS_PERMISSIONS/],

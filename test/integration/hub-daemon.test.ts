@@ -210,6 +210,26 @@ t.test('hub daemon: operator CLI answers with tables, JSON and exit codes that m
   t.equal(hub.child.exitCode, null, 'the hub is still running');
 });
 
+t.test('hub daemon: every routing decision is in the hash-chained audit, and the chain verifies', async (t) => {
+  const nc = await connectAs(fr);
+  const bytes = message('FR', ['IT'], 'audited');
+  const id = (JSON.parse(new TextDecoder().decode(bytes)) as { id: string }).id;
+  await jetstream(nc).publish(subjects.submit('FR'), bytes);
+  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['PT'], 'to a country that is not a member'));
+  await nc.close();
+  let records: { event: string; messageId?: string; to?: string[] }[] = [];
+  await waitFor('the routed record', async () => {
+    const r = await cli('audit', 'show', '--message', id);
+    records = r.code === 0 ? (r.json as typeof records) : [];
+    return records.length > 0;
+  }, 20_000, 500);
+  t.same(records.map((r) => [r.event, r.to]), [['routed', ['IT']]], 'the decision and its recipients, not the content');
+  const verified = await cli('audit', 'verify');
+  t.equal(verified.code, 0, verified.stderr);
+  t.match(verified.json, { ok: true }, 'the chain verifies');
+  t.ok((verified.json as { count: number }).count >= 3, 'routed and rejected decisions are all recorded');
+});
+
 t.test('hub daemon: heartbeats update last seen', async (t) => {
   const nc = await connectAs(fr);
   nc.publish(subjects.heartbeat('FR'), JSON.stringify({ v: 1 }));
