@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { writeFileDurable } from '../pki/files.js';
 import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
 import { subjectDn } from '../protocol/identity.js';
+import { verifyEnvelopeSignature } from '../protocol/signature.js';
 import { countryOfSubject, subjects } from '../protocol/subjects.js';
 import { renderBrokerConfig } from './broker/config-render.js';
 import { pinnedCertHash } from './broker/pins.js';
@@ -186,7 +187,18 @@ export class HubDaemon {
       );
     }
 
-    this.#router = new Router({ nc: this.#nc, directory: registry, log: this.#log, audit: this.#services.audit });
+    const ca = this.#services.ca;
+    const trust = { trustedRoots: [ca.root.toString('pem')], intermediates: [ca.issuer.toString('pem')] };
+    this.#router = new Router({
+      nc: this.#nc,
+      directory: registry,
+      log: this.#log,
+      audit: this.#services.audit,
+      // TLS does not read our CRL; the ledger does: a revoked sender's envelopes are refused here.
+      verify: async (envelope) => {
+        await verifyEnvelopeSignature(envelope, { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) });
+      },
+    });
     await this.#router.start();
     this.#listenHeartbeats();
 

@@ -14,6 +14,7 @@ import { HeartbeatTimer } from './heartbeat.js';
 import { buildLocalApi } from './local-api/server.js';
 import { createTokensFile, loadTokens } from './local-api/tokens.js';
 import { Relay } from './relay/relay.js';
+import { EnvelopeSigner, makeEnvelopeVerifier } from './signing.js';
 import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
 import { agentPaths, readBundle } from './state.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
@@ -44,6 +45,7 @@ export class AgentDaemon {
   #tunnel: AgentTunnel | undefined;
   #firewall: AgentFirewall | undefined;
   #relay: Relay | undefined;
+  #signer: EnvelopeSigner | undefined;
   #api: Awaited<ReturnType<typeof buildLocalApi>> | undefined;
   #nc: NatsConnection | undefined;
   #heartbeat: HeartbeatTimer | undefined;
@@ -97,7 +99,15 @@ export class AgentDaemon {
       log.warn('the bundle has no hub WireGuard peer; connecting to the broker without a tunnel');
     }
 
-    this.#relay = await Relay.open({ country: bundle.country, stateDir, log });
+    this.#signer = new EnvelopeSigner(paths);
+    await this.#signer.reload();
+    this.#relay = await Relay.open({
+      country: bundle.country,
+      stateDir,
+      log,
+      sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope),
+      verify: makeEnvelopeVerifier(bundle.caCertificate, bundle.chain),
+    });
     const tokensFile = config.localApi.tokensFile ?? paths.tokens;
     if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
     this.#api = await buildLocalApi({
@@ -210,6 +220,7 @@ export class AgentDaemon {
   async renewNow(): Promise<Bundle> {
     const next = await renewCertificate(this.#o.stateDir, this.#bundle as Bundle);
     this.#bundle = next;
+    await this.#signer?.reload();
     this.#log.info({ country: next.country, serial: next.serial, notAfter: next.notAfter }, 'certificate renewed');
     // The live TLS session keeps the old certificate; reconnect so the next handshake uses the new one.
     const old = this.#nc;

@@ -128,6 +128,11 @@ export interface RouterOptions {
    * unrecorded.
    */
   audit?: { append(fields: AuditFields): Promise<unknown> };
+  /**
+   * Checks the envelope's signature (sender certificate chain, revocation, `from` = certificate's
+   * country). A coded failure rejects the submission with that code; it is never delivered.
+   */
+  verify?: (envelope: Envelope) => Promise<void>;
   /** Largest envelope accepted (default {@link MAX_ENVELOPE_BYTES}). */
   maxEnvelopeBytes?: number;
   /** Delay before a submission whose copies could not all be stored is retried (default 2 s). */
@@ -252,6 +257,19 @@ export class Router {
       log.error({ err, seq: m.seq }, 'routing decision failed');
       m.nak(this.#retryDelayMs());
       return;
+    }
+    if (decision.ok && this.#opts.verify) {
+      try {
+        await this.#opts.verify(decision.envelope);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code !== 'string') {
+          log.error({ err, seq: m.seq }, 'signature check failed unexpectedly');
+          m.nak(this.#retryDelayMs());
+          return;
+        }
+        decision = { ok: false, id: decision.envelope.id, code, problems: [(err as Error).message] };
+      }
     }
     if (!decision.ok) {
       await this.#reject(m, sender, decision, log);

@@ -30,6 +30,8 @@ export interface DeliveryOptions {
   /** Delay before a message whose write failed is redelivered. */
   nakDelayMs: number;
   retry: RetryBackoff;
+  /** Signature check of each delivered envelope (see RelayOptions.verify). */
+  verify?: (envelope: Envelope) => Promise<void>;
 }
 
 // Consumer notifications worth a warning; the rest (heartbeats, next requests) are routine.
@@ -123,6 +125,16 @@ export class Delivery {
       // No reason argument: nats-server 2.9 ignores `+TERM <reason>` (see the router).
       m.term();
       return;
+    }
+    if (this.#opts.verify) {
+      try {
+        await this.#opts.verify(envelope);
+      } catch (err) {
+        // The hub verified it too; a failure here means tampering in between or a revoked sender.
+        this.#log.error({ err, code: (err as { code?: string }).code, id: envelope.id, from: envelope.from, seq: m.seq }, 'delivery with a bad signature terminated');
+        m.term();
+        return;
+      }
     }
     let outcome: 'stored' | 'duplicate';
     try {

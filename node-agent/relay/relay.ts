@@ -46,6 +46,14 @@ export interface RelayOptions {
   ackedRetentionMs?: number;
   /** How long received ids are remembered for dedup (default 35 days, above DELIVER's 30-day max age). */
   dedupRetentionMs?: number;
+  /**
+   * Signs every outgoing envelope with the country key (ARCHITECTURE, Messages); without it
+   * envelopes go unsigned and the hub refuses them. Called at each submit, so a renewed key is used
+   * from the next message on.
+   */
+  sign?: (envelope: Envelope) => Promise<Envelope>;
+  /** Verifies every delivered envelope's signature; a refused one is terminated, never stored. */
+  verify?: (envelope: Envelope) => Promise<void>;
   /** How long finished message statuses are kept (default 30 days). */
   statusRetentionMs?: number;
 }
@@ -138,6 +146,7 @@ export class Relay implements RelayPort {
       ackTimeoutMs: timeoutMs,
       nakDelayMs: retry.maxMs,
       retry,
+      ...(this.#opts.verify ? { verify: this.#opts.verify } : {}),
     });
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
@@ -171,7 +180,7 @@ export class Relay implements RelayPort {
     const now = Date.now();
     const id = nextUlid(this.#lastId, now);
     const { priority, ...rest } = draft;
-    const envelope: Envelope = {
+    const unsigned: Envelope = {
       ...rest,
       v: 1,
       id,
@@ -179,6 +188,7 @@ export class Relay implements RelayPort {
       priority: priority ?? 'routine',
       created: new Date(now).toISOString(),
     };
+    const envelope = this.#opts.sign ? await this.#opts.sign(unsigned) : unsigned;
     // Throws ENVELOPE_INVALID / ENVELOPE_TOO_LARGE before anything is written.
     const bytes = encodeEnvelope(envelope, { maxBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
     this.#lastId = id;

@@ -144,6 +144,8 @@ t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across 
       return items.some((i) => i.id === id);
     }, 60_000, 250);
     t.equal(items.filter((i) => i.id === id).length, 1, 'exactly once');
+    const envelope = items.find((i) => i.id === id)?.envelope as Json | undefined;
+    t.match(envelope, { from: 'FR', sig: /^[A-Za-z0-9_-]{86}$/, sigCert: /^[A-Za-z0-9+/]+=*$/ }, 'signed by FR (verified by the hub and again by DE)');
     t.equal((await local(agents.DE?.endpoints.localApiUrl, tokens.DE, 'POST', `/v1/inbox/${id}/ack`)).status, 200);
   });
 

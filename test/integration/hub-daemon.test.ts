@@ -6,7 +6,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Bundle } from '../../hub/enrollment/bundle.js';
 import { isAlive } from '../../hub/broker/nats-server.js';
 import { identityPaths, initHubState } from '../../hub/state-init.js';
-import { encodeEnvelope, newUlid } from '../../protocol/envelope.js';
+import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
+import { signEnvelope } from '../../protocol/signature.js';
+import { importP256PrivateKey } from '../../pki/keys.js';
+import { X509Certificate } from 'node:crypto';
 import { DELIVER_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
 import { runCli } from '../helpers/cli.js';
 import { countryKeys } from '../helpers/country-identity.js';
@@ -43,6 +46,7 @@ async function onboard(cc: string, name: string) {
   const res = await httpsCall(`${hub.endpoints.apiUrl}/v1/enroll`, { ca: root, body: { token, csr: keys.csr, wgPublicKey: keys.wgPublicKey } });
   if (res.status !== 200) throw new Error(`enroll ${cc}: ${res.text}`);
   const bundle = res.json as Bundle;
+  identities.set(cc, { key: await importP256PrivateKey(keys.keyPem, cc), certDer: new Uint8Array(new X509Certificate(bundle.certificate).raw) });
   return { cc, bundle, cert: bundle.certificate + bundle.chain, key: keys.keyPem };
 }
 
@@ -60,8 +64,15 @@ async function connectAs(id: { cc: string; cert: string; key: string }, reconnec
   return nc;
 }
 
-const message = (from: string, to: string[], subject: string) =>
-  encodeEnvelope({ v: 1, id: newUlid(), kind: 'message', from, to, priority: 'routine', created: new Date().toISOString(), subject, body: `${subject} body` });
+const identities = new Map<string, { key: CryptoKey; certDer: Uint8Array }>();
+
+/** An envelope signed by `from`'s country key, as its agent would sign it. */
+async function message(from: string, to: string[], subject: string, opts: { signAs?: string } = {}): Promise<Uint8Array> {
+  const id = identities.get(opts.signAs ?? from);
+  if (!id) throw new Error(`no identity for ${opts.signAs ?? from}`);
+  const unsigned: Envelope = { v: 1, id: newUlid(), kind: 'message', from, to, priority: 'routine', created: new Date().toISOString(), subject, body: `${subject} body` };
+  return encodeEnvelope(await signEnvelope(unsigned, id.key, id.certDer));
+}
 
 const fr = await onboard('FR', 'France');
 const de = await onboard('DE', 'Germany');
@@ -71,9 +82,9 @@ t.test('hub daemon: countries enrolled through the CLI and API are NATS users wi
   t.same((list.json as { code: string; status: string }[]).map((c) => [c.code, c.status]), [['DE', 'active'], ['FR', 'active']]);
   const nc = await connectAs(fr);
   const js = jetstream(nc, { timeout: 3000 });
-  const ack = await js.publish(subjects.submit('FR'), message('FR', ['DE'], 'permissions check'));
+  const ack = await js.publish(subjects.submit('FR'), await message('FR', ['DE'], 'permissions check'));
   t.equal(ack.stream, 'SUBMIT', 'FR may submit as FR');
-  t.match(describeError(await rejection(js.publish(subjects.submit('DE'), message('DE', ['FR'], 'forged')))), /Permissions Violation for Publish to "ncb\.submit\.DE"/);
+  t.match(describeError(await rejection(js.publish(subjects.submit('DE'), await message('DE', ['FR'], 'forged')))), /Permissions Violation for Publish to "ncb\.submit\.DE"/);
   t.match(describeError(await rejection(js.consumers.get(DELIVER_STREAM, deliverConsumer('DE')))), /Permissions Violation/, "FR cannot read DE's consumer");
   const strangers = await tempDir(t);
   await initHubState({ state: strangers, hubName: 'hub-x', sans: ['127.0.0.1'], operator: 'x' });
@@ -85,7 +96,7 @@ t.test('hub daemon: countries enrolled through the CLI and API are NATS users wi
 
 t.test('hub daemon: FR→DE goes through the router and waits in DELIVER until DE connects', async (t) => {
   const nc = await connectAs(fr);
-  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['DE'], 'for DE, later'));
+  await jetstream(nc).publish(subjects.submit('FR'), await message('FR', ['DE'], 'for DE, later'));
   await nc.close();
   const deNc = await connectAs(de);
   const consumer = await jetstream(deNc).consumers.get(DELIVER_STREAM, deliverConsumer('DE'));
@@ -106,7 +117,7 @@ t.test('hub daemon: FR→DE goes through the router and waits in DELIVER until D
 t.test('hub daemon: killing nats-server: the hub restarts it and stored messages survive', async (t) => {
   const nc = await connectAs(fr);
   const it = await onboard('IT', 'Italy');
-  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['IT'], 'survives a broker crash'));
+  await jetstream(nc).publish(subjects.submit('FR'), await message('FR', ['IT'], 'survives a broker crash'));
   await nc.close();
   const pidFile = join(state, 'broker', 'nats-server.pid');
   const oldPid = Number(await readFile(pidFile, 'utf8'));
@@ -212,10 +223,18 @@ t.test('hub daemon: operator CLI answers with tables, JSON and exit codes that m
 
 t.test('hub daemon: every routing decision is in the hash-chained audit, and the chain verifies', async (t) => {
   const nc = await connectAs(fr);
-  const bytes = message('FR', ['IT'], 'audited');
+  const bytes = await message('FR', ['IT'], 'audited');
   const id = (JSON.parse(new TextDecoder().decode(bytes)) as { id: string }).id;
   await jetstream(nc).publish(subjects.submit('FR'), bytes);
-  await jetstream(nc).publish(subjects.submit('FR'), message('FR', ['PT'], 'to a country that is not a member'));
+  await jetstream(nc).publish(subjects.submit('FR'), await message('FR', ['PT'], 'to a country that is not a member'));
+  // FR's connection, FR's subject, but an envelope that claims to come from IT and is signed by FR.
+  const forged = await message('IT', ['DE'], 'impersonation', { signAs: 'FR' });
+  await jetstream(nc).publish(subjects.submit('FR'), forged);
+  const forgedId = (JSON.parse(new TextDecoder().decode(forged)) as { id: string }).id;
+  // A signed envelope with one byte of its body changed on the way.
+  const good = JSON.parse(new TextDecoder().decode(await message('FR', ['IT'], 'tampered'))) as Envelope & { body: string };
+  const tampered = { ...good, body: `X${good.body.slice(1)}` };
+  await jetstream(nc).publish(subjects.submit('FR'), JSON.stringify(tampered));
   await nc.close();
   let records: { event: string; messageId?: string; to?: string[] }[] = [];
   await waitFor('the routed record', async () => {
@@ -224,6 +243,20 @@ t.test('hub daemon: every routing decision is in the hash-chained audit, and the
     return records.length > 0;
   }, 20_000, 500);
   t.same(records.map((r) => [r.event, r.to]), [['routed', ['IT']]], 'the decision and its recipients, not the content');
+  let forgedRecords: { event: string; code?: string }[] = [];
+  await waitFor('the impersonation to be audited', async () => {
+    const r = await cli('audit', 'show', '--message', forgedId);
+    forgedRecords = r.code === 0 ? (r.json as typeof forgedRecords) : [];
+    return forgedRecords.length > 0;
+  }, 20_000, 500);
+  t.equal(forgedRecords[0]?.event, 'rejected', 'impersonation is rejected and audited');
+  let tamperedRecords: { event: string; code?: string }[] = [];
+  await waitFor('the tampered envelope to be audited', async () => {
+    const r = await cli('audit', 'show', '--message', tampered.id);
+    tamperedRecords = r.code === 0 ? (r.json as typeof tamperedRecords) : [];
+    return tamperedRecords.length > 0;
+  }, 20_000, 500);
+  t.same(tamperedRecords.map((r) => [r.event, r.code]), [['rejected', 'ENVELOPE_BAD_SIGNATURE']], 'one changed byte: bad signature, not delivered');
   const verified = await cli('audit', 'verify');
   t.equal(verified.code, 0, verified.stderr);
   t.match(verified.json, { ok: true }, 'the chain verifies');
