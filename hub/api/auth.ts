@@ -39,3 +39,19 @@ export function callerOf(req: FastifyRequest, ca: CertificateAuthority, want: Id
   if (!id || id.kind !== want) throw new HubError(AUTH_WRONG_IDENTITY, `this endpoint needs a ${want} certificate; this one is ${id ? `${id.kind} ${id.name}` : 'not an ncbnet identity'}`);
   return { kind: id.kind, name: id.name, serial };
 }
+
+/**
+ * An `onRequest` hook that lets only operators through (admin and audit routes): it runs before
+ * body parsing and validation, so a stranger learns nothing, not even which bodies would pass.
+ */
+export function operatorOnly(ca: CertificateAuthority) {
+  return (req: FastifyRequest, _reply: unknown, next: (err?: Error) => void): void => {
+    try {
+      const caller = callerOf(req, ca, 'operator');
+      req.log.debug({ operator: caller.name, url: req.url }, 'operator request');
+      next();
+    } catch (err) {
+      next(err as Error);
+    }
+  };
+}

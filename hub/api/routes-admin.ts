@@ -6,7 +6,7 @@ import { MAX_TOKEN_TTL_MS } from '../../pki/tokens.js';
 import { CountryCodeSchema } from '../../protocol/country.js';
 import type { AdminService } from '../admin/service.js';
 import { CountryRecordSchema } from '../registry/record.js';
-import { callerOf } from './auth.js';
+import { operatorOnly } from './auth.js';
 import { ErrorSchema, type ApiApp } from './schemas.js';
 
 const CodeParams = Type.Object({ code: CountryCodeSchema }, { additionalProperties: false });
@@ -32,15 +32,7 @@ export function registerAdminRoutes(app: ApiApp, admin: AdminService, ca: Certif
   void app.register(
     (plain, _opts, done) => {
       const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
-      scope.addHook('onRequest', (req, _reply, next) => {
-        try {
-          const caller = callerOf(req, ca, 'operator');
-          req.log.debug({ operator: caller.name }, 'admin request');
-          next();
-        } catch (err) {
-          next(err as Error);
-        }
-      });
+      scope.addHook('onRequest', operatorOnly(ca));
       const tags = ['admin'];
       const security = [{ clientCertificate: [] }];
       scope.get('/countries', { schema: { tags, security, summary: 'List countries', response: { 200: Type.Array(CountryRecordSchema), ...Refusals } } }, () => admin.listCountries());

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CertificateAuthority } from '../../pki/ca.js';
 import { AuditRecordSchema, type AuditRecord, type ChainVerdict } from '../../protocol/audit.js';
-import { callerOf } from './auth.js';
+import { operatorOnly } from './auth.js';
 import { ErrorSchema, type ApiApp } from './schemas.js';
 
 /** What the routes need of the audit log (`hub/audit/audit-log.ts`); narrow so tests can pass a real one only. */
@@ -28,15 +28,7 @@ export function registerAuditRoutes(app: ApiApp, audit: AuditReader, ca: Certifi
   void app.register(
     (plain, _opts, done) => {
       const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
-      scope.addHook('onRequest', (req, _reply, next) => {
-        try {
-          const caller = callerOf(req, ca, 'operator');
-          req.log.debug({ operator: caller.name }, 'audit request');
-          next();
-        } catch (err) {
-          next(err as Error);
-        }
-      });
+      scope.addHook('onRequest', operatorOnly(ca));
       const tags = ['audit'];
       const security = [{ clientCertificate: [] }];
       scope.get(

@@ -5,18 +5,10 @@ import { EXIT } from '../../protocol/exit-codes.js';
 import { formatTable } from '../../protocol/text-table.js';
 import { adminRequest, resolveConnection, type ConnectionFlags } from './admin-client.js';
 import { action, print, printJson } from './action.js';
+import { withConnection } from './country.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
-}
-
-/** Adds the flags that say how to reach the hub (same as `country.ts`; to be shared). */
-function withConnection(cmd: Command): Command {
-  return cmd
-    .option('--state <dir>', 'hub state directory (operator credentials and the running hub URL)', process.env.NCBNET_STATE)
-    .option('--hub <url>', 'hub API URL, e.g. https://hub.example.org:8443 (default: from the state directory)', process.env.NCBNET_HUB_URL)
-    .option('--operator-dir <dir>', 'directory with operator.crt, operator.key and ca.crt (default: DIR/operator)', process.env.NCBNET_OPERATOR_DIR)
-    .option('--json', 'print JSON for scripts');
 }
 
 /** Checks a message id while parsing, so a typo is a usage error (64) before anything goes over the wire. */

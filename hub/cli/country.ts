@@ -38,8 +38,8 @@ function show(record: CountryRecord, flags: Flags, extra?: unknown): void {
   print(formatTable(COLUMNS, [row(record)]));
 }
 
-/** Adds the flags that say how to reach the hub to a command. */
-function withConnection(cmd: Command): Command {
+/** Adds the flags that say how to reach the hub to a command (country, token and audit commands). */
+export function withConnection(cmd: Command): Command {
   return cmd
     .option('--state <dir>', 'hub state directory (operator credentials and the running hub URL)', process.env.NCBNET_STATE)
     .option('--hub <url>', 'hub API URL, e.g. https://hub.example.org:8443 (default: from the state directory)', process.env.NCBNET_HUB_URL)
