@@ -3,7 +3,8 @@
  * message into the inbox. For each: parse the envelope (a malformed one is logged and `term()`ed:
  * redelivering it cannot make it valid), `inbox.put` (fsync) and only then `ackAck()`, the ack the
  * server confirms. A lost ack means a redelivery after the consumer's ack wait, which the inbox
- * drops as a duplicate; a failed write means a `nak`, so the hub keeps the message.
+ * drops as a duplicate; a failed write means a `nak`, so the hub keeps the message. A `receipt`
+ * never enters the inbox: it goes to `onReceipt` (the status store), then is acked.
  *
  * `consume()` itself survives reconnects and server restarts (it re-pulls, and checks the consumer
  * after missed heartbeats); this loop only re-binds when `consumers.get` or `consume` fail, e.g.
@@ -32,6 +33,16 @@ export interface DeliveryOptions {
   retry: RetryBackoff;
   /** Signature check of each delivered envelope (see RelayOptions.verify). */
   verify?: (envelope: Envelope) => Promise<void>;
+  /**
+   * Takes a delivered `receipt` envelope instead of the inbox (the relay records it in the status
+   * store). Resolves once that is durable; a rejection means a nak, so the hub redelivers it.
+   */
+  onReceipt?: (envelope: Envelope) => Promise<void>;
+  /**
+   * Called once per envelope newly stored in the inbox (not for a duplicate), before the ack (the
+   * relay queues the `delivered` receipt). A rejection is logged; the delivery is acked all the same.
+   */
+  onStored?: (envelope: Envelope) => Promise<void>;
 }
 
 // Consumer notifications worth a warning; the rest (heartbeats, next requests) are routine.
@@ -136,6 +147,18 @@ export class Delivery {
         return;
       }
     }
+    if (envelope.kind === 'receipt' && this.#opts.onReceipt) {
+      try {
+        await this.#opts.onReceipt(envelope);
+      } catch (err) {
+        this.#log.error({ err, id: envelope.id, seq: m.seq }, 'receipt not recorded, delivery left to the hub');
+        m.nak(this.#opts.nakDelayMs);
+        return;
+      }
+      await this.#ack(m, envelope);
+      this.#log.debug({ id: envelope.id, of: envelope.receipt?.of, from: envelope.from, seq: m.seq }, 'receipt delivery acked');
+      return;
+    }
     let outcome: 'stored' | 'duplicate';
     try {
       outcome = await this.#opts.inbox.put(envelope);
@@ -144,6 +167,21 @@ export class Delivery {
       m.nak(this.#opts.nakDelayMs);
       return;
     }
+    if (outcome === 'stored' && this.#opts.onStored) {
+      try {
+        await this.#opts.onStored(envelope);
+      } catch (err) {
+        // The message is safely stored; only its receipt is missing. A nak would bring it back
+        // as a duplicate, which gets no receipt either, so ack it.
+        this.#log.error({ err, id: envelope.id, seq: m.seq }, 'delivered receipt not queued');
+      }
+    }
+    await this.#ack(m, envelope);
+    this.#log.debug({ id: envelope.id, seq: m.seq, outcome, redelivered: m.redelivered }, outcome === 'stored' ? 'delivered to inbox' : 'duplicate delivery dropped');
+  }
+
+  /** Acks a handled delivery, waiting for the server's confirmation; never throws. */
+  async #ack(m: JsMsg, envelope: Envelope): Promise<void> {
     try {
       const confirmed = await m.ackAck({ timeout: this.#opts.ackTimeoutMs });
       if (!confirmed) this.#log.warn({ id: envelope.id, seq: m.seq }, 'ack not confirmed, the hub may redeliver (deduplicated)');
@@ -151,6 +189,5 @@ export class Delivery {
       // Stored already: a redelivery after the ack wait is dropped by the inbox.
       this.#log.warn({ err, id: envelope.id, seq: m.seq }, 'ack failed, the hub will redeliver (deduplicated)');
     }
-    this.#log.debug({ id: envelope.id, seq: m.seq, outcome, redelivered: m.redelivered }, outcome === 'stored' ? 'delivered to inbox' : 'duplicate delivery dropped');
   }
 }

@@ -135,17 +135,27 @@ export class Inbox {
    * id not held (never received, or forgotten after `ackedRetentionMs`).
    */
   async ack(id: string): Promise<InboxItem> {
+    return (await this.acknowledge(id)).item;
+  }
+
+  /**
+   * {@link ack}, also saying whether this call is the one that acked the item (`isNew`): exactly
+   * one call per item sees `true`, even when several race.
+   */
+  async acknowledge(id: string): Promise<{ item: InboxItem; isNew: boolean }> {
     if (this.#isClosed) throw new RelayError(RELAY_STOPPED, 'inbox: closed');
     const item = this.#items.get(id);
     if (item === undefined) throw new RelayError(RELAY_UNKNOWN_MESSAGE, `inbox: no message ${JSON.stringify(id)}`);
+    let isNew = false;
     if (item.ackedAt === undefined) {
       const at = new Date(this.#now()).toISOString();
       await this.#file.append({ op: 'ack', id, at }, () => {
+        isNew = item.ackedAt === undefined;
         item.ackedAt ??= at;
       });
       await this.#maybeCompact();
     }
-    return { ...item };
+    return { item: { ...item }, isNew };
   }
 
   /** The item `id`, or undefined. */

@@ -1,13 +1,15 @@
 // The relay without a broker: what submit accepts and refuses, what it writes, and how open()
 // reconciles the stores after a crash. The NATS side is proven in test/integration/agent-relay.test.ts.
-import { readdir, unlink } from 'node:fs/promises';
+import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import t from 'tap';
+import { newUlid, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
 import { startNatsServerForTest } from '../../test/helpers/nats-server.js';
 import { tempDir } from '../../test/helpers/tmpdir.js';
 import { waitFor } from '../../test/helpers/wait.js';
+import { Inbox } from './inbox.js';
 import { STATUS_FILE } from './status.js';
 import { Relay } from './relay.js';
 import type { MessageDraft } from './types.js';
@@ -97,4 +99,25 @@ t.test('relay: publish failures are retried with back-off and lose nothing; a cl
   await t.rejects(other.attach(nc), { code: 'RELAY_CONNECTION_CLOSED' });
   await other.stop();
   await t.rejects(other.attach(nc), { code: 'RELAY_STOPPED' });
+});
+
+t.test('relay: the first ack of an inbox item queues one signed read receipt to its sender', async (t) => {
+  const stateDir = await tempDir(t);
+  // A message DE's relay stored earlier (as the delivery loop does).
+  const original: Envelope = { v: 1, id: newUlid(), kind: 'message', from: 'FR', to: ['DE'], priority: 'urgent', created: new Date().toISOString(), body: 'hello' };
+  const inbox = await Inbox.open({ dir: join(stateDir, 'relay'), log });
+  t.equal(await inbox.put(original), 'stored');
+  inbox.close();
+  const sig = `${'A'.repeat(85)}A`;
+  const relay = await Relay.open({ country: 'DE', stateDir, log, sign: async (e) => ({ ...e, sig }) });
+  t.same(relay.outboxIds(), []);
+  const [item] = await Promise.all([relay.ack(original.id), relay.ack(original.id)]);
+  t.type(item?.ackedAt, 'string');
+  await relay.ack(original.id);
+  t.equal(relay.outboxDepth(), 1, 'one receipt, however many acks');
+  const [receiptId] = relay.outboxIds();
+  const receipt = parseEnvelope(await readFile(join(stateDir, 'relay', 'outbox', `${receiptId ?? ''}.json`)));
+  t.same(receipt, { v: 1, id: receiptId, kind: 'receipt', from: 'DE', to: ['FR'], priority: 'routine', handling: 'public', created: receipt.created, receipt: { of: original.id, status: 'read' }, sig });
+  t.match(relay.status(receiptId ?? ''), { state: 'queued', to: ['FR'] });
+  await relay.stop();
 });

@@ -3,8 +3,12 @@
  * ({@link RelayPort}). It owns the durable outbox, inbox and status store under `stateDir/relay`,
  * and, once given a NATS connection, drains the outbox to SUBMIT ({@link Drain}), fills the inbox
  * from `deliver-<CC>` ({@link Delivery}) and records the router's rejections from
- * `ncb.event.<CC>`. It never opens or closes the connection: the daemon does (TLS over the
- * tunnel, `inboxPrefix: _INBOX_<CC>`, reconnect forever), and the relay works whatever its state —
+ * `ncb.event.<CC>`. Receipts flow back to senders: a `delivered` one when a message is newly stored
+ * in the inbox, a `read` one when the application acks it, both through the outbox like `submit`;
+ * receipts arriving here update the status of the message they name and skip the inbox.
+ *
+ * It never opens or closes the connection: the daemon does (TLS over the tunnel,
+ * `inboxPrefix: _INBOX_<CC>`, reconnect forever), and the relay works whatever its state —
  * accepted messages wait on disk until it is up.
  */
 import { join } from 'node:path';
@@ -147,6 +151,8 @@ export class Relay implements RelayPort {
       nakDelayMs: retry.maxMs,
       retry,
       ...(this.#opts.verify ? { verify: this.#opts.verify } : {}),
+      onReceipt: (envelope) => this.#onReceipt(envelope),
+      onStored: (envelope) => this.#sendReceipt(envelope, 'delivered'),
     });
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
@@ -177,26 +183,49 @@ export class Relay implements RelayPort {
       // Never send such content in clear: refuse until the agent encrypts to the recipients (pki/cms.ts).
       throw new RelayError(RELAY_ENCRYPTION_UNAVAILABLE, `handling ${draft.handling}: end-to-end encryption is not available in this agent yet; nothing was sent`);
     }
+    const { priority, ...rest } = draft;
+    const status = await this.#queue({ ...rest, priority: priority ?? 'routine' });
+    this.#log.info({ id: status.id, to: status.to, kind: draft.kind }, 'message accepted');
+    return status;
+  }
+
+  /**
+   * The durable outbox path shared by {@link submit} and receipts: gives `fields` an id (strictly
+   * increasing), `from` and `created`, signs, checks the envelope (throws ENVELOPE_INVALID /
+   * ENVELOPE_TOO_LARGE before anything is written), fsyncs it in the outbox, records it `queued`
+   * and wakes the drain.
+   */
+  async #queue(fields: Omit<Envelope, 'v' | 'id' | 'from' | 'created'>): Promise<MessageStatus> {
     const now = Date.now();
     const id = nextUlid(this.#lastId, now);
-    const { priority, ...rest } = draft;
-    const unsigned: Envelope = {
-      ...rest,
-      v: 1,
-      id,
-      from: this.#country,
-      priority: priority ?? 'routine',
-      created: new Date(now).toISOString(),
-    };
-    const envelope = this.#opts.sign ? await this.#opts.sign(unsigned) : unsigned;
-    // Throws ENVELOPE_INVALID / ENVELOPE_TOO_LARGE before anything is written.
-    const bytes = encodeEnvelope(envelope, { maxBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
+    // Taken at once: receipts are queued concurrently with submissions, across the awaits below.
     this.#lastId = id;
+    const unsigned: Envelope = { ...fields, v: 1, id, from: this.#country, created: new Date(now).toISOString() };
+    const envelope = this.#opts.sign ? await this.#opts.sign(unsigned) : unsigned;
+    const bytes = encodeEnvelope(envelope, { maxBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
     await this.#outbox.add(envelope, bytes);
     const status = await this.#status.recordQueued(envelope, envelope.created);
     this.#attachment?.drain.wake();
-    this.#log.info({ id, to: envelope.to, kind: envelope.kind }, 'message accepted');
     return status;
+  }
+
+  /**
+   * Queues a receipt telling `original`'s sender what happened to it here. Never about a receipt
+   * (the relay takes those out of the delivery path before they could get here).
+   */
+  async #sendReceipt(original: Envelope, state: 'delivered' | 'read'): Promise<void> {
+    if (original.kind === 'receipt') return;
+    const { id } = await this.#queue({ kind: 'receipt', to: [original.from], priority: 'routine', handling: 'public', receipt: { of: original.id, status: state } });
+    this.#log.info({ id, of: original.id, to: original.from, state }, 'receipt queued');
+  }
+
+  /** A receipt from a recipient: record it in the status of the message it names. */
+  async #onReceipt(envelope: Envelope): Promise<void> {
+    const receipt = envelope.receipt;
+    if (receipt === undefined) return; // parseEnvelope requires it for kind receipt
+    const status = await this.#status.markReceipt(receipt.of, envelope.from, receipt.status, envelope.created, receipt.reason);
+    if (status === undefined) this.#log.warn({ id: envelope.id, of: receipt.of, from: envelope.from, state: receipt.status }, 'receipt for an unknown message ignored');
+    else this.#log.info({ of: receipt.of, from: envelope.from, state: receipt.status }, 'receipt recorded');
   }
 
   status(id: string): MessageStatus | undefined {
@@ -211,8 +240,18 @@ export class Relay implements RelayPort {
     return this.#inbox.waitForArrival(timeoutMs, signal);
   }
 
-  ack(id: string): Promise<InboxItem> {
-    return this.#inbox.ack(id);
+  /** Marks the item read; the first ack of an item also queues a `read` receipt to its sender. */
+  async ack(id: string): Promise<InboxItem> {
+    const { item, isNew } = await this.#inbox.acknowledge(id);
+    if (isNew) {
+      try {
+        await this.#sendReceipt(item.envelope, 'read');
+      } catch (err) {
+        // The ack itself is durable; failing it now would make the app retry an ack that is done.
+        this.#log.error({ err, id }, 'read receipt not queued');
+      }
+    }
+    return item;
   }
 
   onInbox(listener: (item: InboxItem) => void): () => void {

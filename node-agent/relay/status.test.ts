@@ -74,3 +74,44 @@ t.test('status: finished statuses expire, queued ones never; many updates compac
   const reopened = await StatusStore.open(opts);
   t.equal(reopened.queuedIds().length, 1);
 });
+
+t.test('status: receipts per recipient move forward only and survive a restart', async (t) => {
+  const dir = await tempDir(t);
+  const store = await StatusStore.open({ dir, log: silent });
+  const a = envelope({ to: ['DE', 'IT'] });
+  const all = envelope({ to: '*' });
+  await store.recordQueued(a, new Date().toISOString());
+  await store.recordQueued(all, new Date().toISOString());
+  await store.markSubmitted(a.id, new Date().toISOString());
+  const [t0, t1, t2, t3] = [0, 1, 2, 3].map((s) => new Date(Date.parse('2030-01-01T00:00:00Z') + s * 1000).toISOString()) as [string, string, string, string];
+  t.match(await store.markReceipt(a.id, 'DE', 'delivered', t0), { state: 'submitted', recipients: { DE: { state: 'delivered', at: t0 } } });
+  t.match(await store.markReceipt(a.id, 'DE', 'read', t1), { recipients: { DE: { state: 'read', at: t1 } } });
+  t.match(await store.markReceipt(a.id, 'DE', 'delivered', t2), { recipients: { DE: { state: 'read', at: t1 } } }, 'a late delivered does not undo read');
+  t.match(await store.markReceipt(a.id, 'DE', 'read', t2), { recipients: { DE: { state: 'read', at: t1 } } }, 'a repeated read keeps the first time');
+  t.same((await store.markReceipt(a.id, 'IT', 'rejected', t2, 'CMS_UNDECRYPTABLE'))?.recipients, {
+    DE: { state: 'read', at: t1 },
+    IT: { state: 'rejected', at: t2, reason: 'CMS_UNDECRYPTABLE' },
+  });
+  t.match(await store.markReceipt(a.id, 'IT', 'deleted', t3), { recipients: { IT: { state: 'deleted', at: t3 } } });
+  t.same(Object.keys(store.get(a.id)?.recipients ?? {}).sort(), ['DE', 'IT']);
+  t.match(await store.markReceipt(a.id, 'ES', 'delivered', t3), { id: a.id }, 'a country the message did not go to…');
+  t.equal(store.get(a.id)?.recipients?.['ES'], undefined, '…is not recorded');
+  t.match(await store.markReceipt(all.id, 'ES', 'delivered', t3), { recipients: { ES: { state: 'delivered' } } }, 'any country for a broadcast');
+  t.equal(await store.markReceipt(newUlid(), 'DE', 'delivered', t3), undefined, 'unknown id');
+  const reopened = await StatusStore.open({ dir, log: silent });
+  t.same(reopened.get(a.id)?.recipients, { DE: { state: 'read', at: t1 }, IT: { state: 'deleted', at: t3 } });
+  t.equal(reopened.get(a.id)?.state, 'submitted');
+  t.same(reopened.get(all.id)?.recipients, { ES: { state: 'delivered', at: t3 } });
+  t.match(await reopened.markReceipt(a.id, 'DE', 'delivered', t3), { recipients: { DE: { state: 'read' } } }, 'no going back after a restart either');
+});
+
+t.test('status: racing receipts for one recipient end at the furthest state', async (t) => {
+  const dir = await tempDir(t);
+  const store = await StatusStore.open({ dir, log: silent });
+  const a = envelope();
+  await store.recordQueued(a, new Date().toISOString());
+  const now = new Date().toISOString();
+  await Promise.all([store.markReceipt(a.id, 'DE', 'read', now), store.markReceipt(a.id, 'DE', 'delivered', now), store.markSubmitted(a.id, now)]);
+  t.match(store.get(a.id), { state: 'submitted', recipients: { DE: { state: 'read' } } });
+  t.match((await StatusStore.open({ dir, log: silent })).get(a.id), { state: 'submitted', recipients: { DE: { state: 'read' } } });
+});

@@ -1,8 +1,9 @@
 /**
  * Where each message this agent accepted stands (queued → submitted, or rejected by the hub's
- * router), kept in a journal so `GET /v1/messages/{id}` answers after a restart. Every record is
- * the message's whole status after the change (last one wins), so compaction is "write the
- * latest of each" and a reader never needs to merge partial records.
+ * router, plus what each recipient's receipts said: delivered, read, …), kept in a journal so
+ * `GET /v1/messages/{id}` answers after a restart. Every record is the message's whole status
+ * after the change (last one wins), so compaction is "write the latest of each" and a reader never
+ * needs to merge partial records.
  *
  * Finished statuses (submitted, rejected) are forgotten `retentionMs` after acceptance; a queued
  * one never is, since its message is still in the outbox.
@@ -12,7 +13,7 @@ import Type from 'typebox';
 import type { Logger } from 'pino';
 import type { Envelope } from '../../protocol/envelope.js';
 import { RecordLog } from './record-log.js';
-import { MessageStatusSchema, type MessageStatus } from './types.js';
+import { MessageStatusSchema, type MessageStatus, type ReceiptState } from './types.js';
 
 const RecordSchema = Type.Object({ status: MessageStatusSchema });
 
@@ -20,6 +21,9 @@ const RecordSchema = Type.Object({ status: MessageStatusSchema });
 export const STATUS_FILE = 'status.jsonl';
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** How far along each receipt state is; a recipient's state only moves forward. */
+const RECEIPT_ORDER: Readonly<Record<ReceiptState, number>> = { delivered: 0, read: 1, rejected: 2, deleted: 3 };
 
 /** Options of {@link StatusStore.open}. */
 export interface StatusStoreOptions {
@@ -104,6 +108,27 @@ export class StatusStore {
     });
   }
 
+  /**
+   * Recipient `from` sent a receipt for message `id`: records its state unless the recipient
+   * already reached the same or a later one (delivered → read → rejected → deleted; a late
+   * `delivered` never undoes `read`). Undefined for an id this agent never accepted (or forgot);
+   * a receipt from a country the message was not addressed to is ignored (status unchanged).
+   */
+  markReceipt(id: string, from: string, state: ReceiptState, at: string, reason?: string): Promise<MessageStatus | undefined> {
+    return this.#change(async () => {
+      const current = this.#byId.get(id);
+      if (current === undefined) return undefined;
+      if (Array.isArray(current.to) && !current.to.includes(from)) {
+        this.#log.warn({ id, from, state }, 'receipt from a country the message was not sent to ignored');
+        return structuredClone(current);
+      }
+      const previous = current.recipients?.[from];
+      if (previous !== undefined && RECEIPT_ORDER[previous.state] >= RECEIPT_ORDER[state]) return structuredClone(current);
+      const entry = reason === undefined ? { state, at } : { state, at, reason };
+      return this.#put({ ...current, recipients: { ...current.recipients, [from]: entry } });
+    });
+  }
+
   /** Drops expired finished statuses and rewrites the journal with one record per message. */
   compact(): Promise<void> {
     return this.#file.rewrite(() => {
@@ -121,7 +146,8 @@ export class StatusStore {
 
   async #put(status: MessageStatus): Promise<MessageStatus> {
     await this.#file.append({ status }, () => this.#byId.set(status.id, status));
-    // Rewrite when most records are superseded (each message writes 2-3): keeps the file O(live).
+    // Rewrite when most records are superseded (each message writes 2-3, plus 1-2 per recipient's
+    // receipts): keeps the file O(live).
     if (this.#file.appendedSinceRewrite > 1_000 + 3 * this.#byId.size) {
       // The change is durable already; a failed compaction is retried at the next change.
       await this.compact().catch((err: unknown) => this.#log.error({ err }, 'status compaction failed, will retry'));

@@ -52,6 +52,15 @@ export type MessageDraft = Static<typeof MessageDraftSchema>;
 /** Where an outgoing message is: on disk here, accepted by the hub's SUBMIT stream, or refused by the hub's router. */
 export type MessageState = 'queued' | 'submitted' | 'rejected';
 
+/** What a recipient's receipts say happened to a message; see {@link MessageStatusSchema} `recipients`. */
+export type ReceiptState = 'delivered' | 'read' | 'rejected' | 'deleted';
+
+const RecipientReceiptSchema = Type.Object({
+  state: Type.Union([Type.Literal('delivered'), Type.Literal('read'), Type.Literal('rejected'), Type.Literal('deleted')]),
+  at: Type.String(),
+  reason: Type.Optional(Type.String()),
+});
+
 export const MessageStatusSchema = Type.Object({
   id: Type.String(),
   state: Type.Union([Type.Literal('queued'), Type.Literal('submitted'), Type.Literal('rejected')]),
@@ -60,6 +69,11 @@ export const MessageStatusSchema = Type.Object({
   submittedAt: Type.Optional(Type.String()),
   rejectedAt: Type.Optional(Type.String()),
   rejection: Type.Optional(Type.Object({ code: Type.String(), problems: Type.Array(Type.String()) })),
+  /**
+   * What each recipient country reported in its `receipt` envelopes, by country code: the furthest
+   * state reached (delivered → read → rejected → deleted; never back), when, and why for a refusal.
+   */
+  recipients: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Z]{2}$' }), RecipientReceiptSchema)),
 });
 export type MessageStatus = Static<typeof MessageStatusSchema>;
 

@@ -1,7 +1,8 @@
 // The agent's relay against the real hub broker (nats-server 2.9.10 under BrokerSupervisor, with
 // per-country permissions and a throwaway CA) and the real Router: FR and DE each run a Relay
-// connected as their own country. Proves end-to-end delivery exactly once, through broker
-// outages, relay restarts, a crash between inbox write and ack, and router rejections.
+// connected as their own country (NL joins for broadcasts). Proves end-to-end delivery exactly
+// once, through broker outages, relay restarts, a crash between inbox write and ack, and router
+// rejections; and that receipts (delivered, read) come back into the sender's status.
 // Every wait polls with a deadline; nothing sleeps for a fixed time.
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,6 +46,7 @@ const ids = {
   hub: await issue(ca, 'hub', 'hub-1', ['127.0.0.1'], ['localhost']),
   FR: await issue(ca, 'country', 'FR'),
   DE: await issue(ca, 'country', 'DE'),
+  NL: await issue(ca, 'country', 'NL'),
 };
 const tlsDir = join(state, 'tls');
 await mkdir(tlsDir, { mode: 0o700 });
@@ -74,7 +76,7 @@ function newSupervisor(): BrokerSupervisor {
         jetstream: { storeDir: join(brokerDir, 'jetstream'), maxMemoryBytes: 64 * 1024 * 1024, maxFileBytes: 256 * 1024 * 1024 },
         tls,
         hubUser: 'CN=hub-1,OU=hub,O=ncbnet',
-        countries: ['FR', 'DE'],
+        countries: ['FR', 'DE', 'NL'],
         maxPayloadBytes: 1024 * 1024,
       }),
   });
@@ -108,17 +110,17 @@ async function connectAs(id: Identity, country?: string): Promise<NatsConnection
 const hubNc = await connectAs(ids.hub);
 const jsm: JetStreamManager = await jetstreamManager(hubNc);
 await ensureStreams(jsm);
-for (const cc of ['FR', 'DE']) await ensureCountryConsumer(jsm, cc);
-const active = new Set(['FR', 'DE']);
+for (const cc of ['FR', 'DE', 'NL']) await ensureCountryConsumer(jsm, cc);
+const active = new Set(['FR', 'DE', 'NL']);
 const directory: RecipientDirectory = { isActive: (cc) => active.has(cc), activeCountries: () => [...active] };
 const router = new Router({ nc: hubNc, directory, log, retryDelayMs: 100 });
 await router.start();
 
-const stateDirs = { FR: join(state, 'agent-FR'), DE: join(state, 'agent-DE') };
+const stateDirs = { FR: join(state, 'agent-FR'), DE: join(state, 'agent-DE'), NL: join(state, 'agent-NL') };
 /** Times each id was announced by DE's relay (onInbox), across DE relay restarts. */
 const announced = new Map<string, number>();
 
-async function openRelay(country: 'FR' | 'DE', attach = true): Promise<Relay> {
+async function openRelay(country: 'FR' | 'DE' | 'NL', attach = true): Promise<Relay> {
   const relay = await Relay.open({ country, stateDir: stateDirs[country], log, publishTimeoutMs: 2_000, retry: { initialMs: 50, maxMs: 500 } });
   relays.push(relay);
   if (country === 'DE') relay.onInbox((item) => announced.set(item.id, (announced.get(item.id) ?? 0) + 1));
@@ -148,9 +150,9 @@ let de = await openRelay('DE');
 // has `kind: never` (its TypeBox union is built with .map(), which loses the literal types).
 const draft = (body: string, over: Record<string, unknown> = {}): MessageDraft => ({ kind: 'message', to: ['DE'], body, ...over }) as unknown as MessageDraft;
 
-/** DE's copies not yet acked by DE's relay, as the hub sees them. */
-async function deBacklog(): Promise<number> {
-  const info = await jsm.consumers.info(DELIVER_STREAM, deliverConsumer('DE'));
+/** Copies for `cc` not yet acked by its relay, as the hub sees them (DE's by default). */
+async function deBacklog(cc = 'DE'): Promise<number> {
+  const info = await jsm.consumers.info(DELIVER_STREAM, deliverConsumer(cc));
   return info.num_pending + info.num_ack_pending;
 }
 
@@ -277,4 +279,66 @@ t.test('relay: outbox files survive a relay restart and drain once it is attache
   t.same(await readdir(join(stateDirs.FR, 'relay', 'outbox')), []);
   await offline.stop();
   await t.rejects(offline.submit(draft('too late')), { code: 'RELAY_STOPPED' });
+});
+
+/** Log records (parsed) with message `msg` and the given fields. */
+function logged(msg: string, fields: Record<string, unknown>): Record<string, unknown>[] {
+  return logs
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r['msg'] === msg && Object.entries(fields).every(([k, v]) => r[k] === v));
+}
+
+t.test('receipts: DE delivered, then read once its app acks, land in FR status; never in FR inbox', async (t) => {
+  const started = Date.now();
+  const { id } = await fr.submit(draft('tell me when you have read it'));
+  await waitFor('FR to hear DE delivered it', () => fr.status(id)?.recipients?.['DE'] !== undefined);
+  t.comment(`FR submit → DE delivered receipt in FR status in ${Date.now() - started} ms`);
+  t.match(fr.status(id), { state: 'submitted', to: ['DE'], recipients: { DE: { state: 'delivered', at: String } } });
+  t.equal(inboxCount(de, id), 1);
+  await de.ack(id);
+  await waitFor('FR to hear DE read it', () => fr.status(id)?.recipients?.['DE']?.state === 'read');
+  t.same(Object.keys(fr.status(id)?.recipients ?? {}), ['DE'], 'one entry, for the one recipient');
+  await de.ack(id); // a second ack by the app sends nothing more
+  await waitFor('DE receipts drained', () => de.outboxDepth() === 0);
+  t.equal(logged('receipt queued', { country: 'DE', of: id, state: 'read' }).length, 1, 'one read receipt');
+  // A stray late `delivered` receipt (as a redelivery would be) does not take FR back from read.
+  const late = { v: 1, id: newUlid(), kind: 'receipt', from: 'DE', to: ['FR'], priority: 'routine', handling: 'public', created: new Date().toISOString(), receipt: { of: id, status: 'delivered' } };
+  await jetstream(hubNc).publish(subjects.deliver('FR'), JSON.stringify(late));
+  await waitFor('FR to take it', () => logged('receipt recorded', { country: 'FR', of: id, state: 'delivered' }).length === 2);
+  await waitFor('FR backlog empty', async () => (await deBacklog('FR')) === 0);
+  t.equal(fr.status(id)?.recipients?.['DE']?.state, 'read', 'read stays read');
+  // Every message so far has sent FR receipts; none of them is an inbox item.
+  t.same(fr.inbox({ includeAcked: true }), [], 'receipts never reach the inbox');
+  t.ok(logged('receipt recorded', { country: 'FR' }).length > 30, 'while FR did record many receipts');
+  t.same(logged('receipt queued', { country: 'FR' }), [], 'and sent none back: never a receipt about a receipt');
+});
+
+t.test('receipts: a message to DE and NL, and a broadcast, get one entry per recipient', async (t) => {
+  const nl = await openRelay('NL');
+  const listed = await fr.submit(draft('to two', { to: ['DE', 'NL'] }));
+  const everyone = await fr.submit(draft('to all', { kind: 'notice', notice: { colour: 'yellow' }, to: '*' }));
+  for (const { id } of [listed, everyone]) {
+    await waitFor(`both delivered receipts for ${id}`, () => fr.status(id)?.recipients?.['DE'] !== undefined && fr.status(id)?.recipients?.['NL'] !== undefined);
+    t.same(Object.keys(fr.status(id)?.recipients ?? {}).sort(), ['DE', 'NL'], 'one entry per recipient, not the sender');
+    t.match(fr.status(id)?.recipients, { DE: { state: 'delivered' }, NL: { state: 'delivered' } });
+  }
+  await nl.ack(everyone.id);
+  await waitFor('NL read the broadcast', () => fr.status(everyone.id)?.recipients?.['NL']?.state === 'read');
+  t.equal(fr.status(everyone.id)?.recipients?.['DE']?.state, 'delivered', 'DE has not read it yet');
+  await nl.stop();
+});
+
+t.test('receipts: a duplicate delivery produces no second delivered receipt', async (t) => {
+  const { id } = await fr.submit(draft('say it once'));
+  await waitFor('delivered receipt at FR', () => fr.status(id)?.recipients?.['DE']?.state === 'delivered');
+  // The same envelope again on DE's subject, as a lost ack or a replayed consumer would bring it.
+  const stored = await jsm.streams.getMessage(DELIVER_STREAM, { last_by_subj: subjects.deliver('DE') });
+  t.equal(parseEnvelope(stored?.data ?? new Uint8Array()).id, id);
+  await jetstream(hubNc).publish(subjects.deliver('DE'), stored?.data ?? new Uint8Array());
+  await waitFor('the duplicate dropped', () => logged('duplicate delivery dropped', { country: 'DE', id }).length === 1);
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  await waitFor('DE outbox drained', () => de.outboxDepth() === 0);
+  t.equal(logged('receipt queued', { country: 'DE', of: id, state: 'delivered' }).length, 1, 'one delivered receipt');
+  t.equal(logged('receipt recorded', { country: 'FR', of: id }).length, 1, 'FR got one receipt');
+  t.equal(inboxCount(de, id), 1);
 });
