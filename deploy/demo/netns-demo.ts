@@ -190,6 +190,15 @@ async function main(): Promise<number> {
     }
   }
   for (const cc of others) for (const m of received.get(cc) ?? []) info(`${cc} ← ${m.from}: ${m.subject} (${m.id})`);
+  // Receipts travel back to the sender: what FR's agent knows about its red notice.
+  const receiptDeadline = Date.now() + 20_000;
+  let receipts: Record<string, { state: string }> = {};
+  while (Date.now() < receiptDeadline) {
+    receipts = cliJson<{ recipients?: Record<string, { state: string }> }>(ns(sender), AGENT_CLI, ['status', sent[0]?.id as string, '--state', states.get(sender) as string]).recipients ?? {};
+    if (receipts[direct]) break;
+    await delay(500);
+  }
+  info(`${sender}'s receipts for the red notice: ${Object.entries(receipts).map(([cc, r]) => `${cc} ${r.state}`).join(', ') || 'none yet'}`);
 
   say('status of every country, as the hub sees it (ncbnet country list)');
   console.log(sh(['ip', 'netns', 'exec', hubNs, process.execPath, HUB_CLI, 'country', 'list', '--state', hubState]).trimEnd());

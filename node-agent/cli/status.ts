@@ -37,7 +37,11 @@ export function registerStatusCommand(program: Command): void {
           if (status.submittedAt) rows.push(['submitted', status.submittedAt]);
           if (status.rejectedAt) rows.push(['rejected', status.rejectedAt]);
           if (status.rejection) rows.push(['rejection', [status.rejection.code, ...status.rejection.problems].join('; ')]);
-          return agentPrint(formatTable(['field', 'value'], rows));
+          agentPrint(formatTable(['field', 'value'], rows));
+          // Receipts per recipient (delivered when stored at the NCB, read when its application acked it).
+          const receipts = Object.entries(status.recipients ?? {}).sort(([a], [b]) => a.localeCompare(b));
+          if (receipts.length > 0) agentPrint(`\n${formatTable(['recipient', 'receipt', 'at', 'reason'], receipts.map(([cc, r]) => [cc, r.state, r.at, r.reason ?? '']))}`);
+          return;
         }
         const [readiness, summary] = await Promise.all([client.readiness(), client.summary()]);
         if (!readiness.ready) process.exitCode = EXIT.unavailable;

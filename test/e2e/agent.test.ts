@@ -147,6 +147,13 @@ t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across 
     const envelope = items.find((i) => i.id === id)?.envelope as Json | undefined;
     t.match(envelope, { from: 'FR', sig: /^[A-Za-z0-9_-]{86}$/, sigCert: /^[A-Za-z0-9+/]+=*$/ }, 'signed by FR (verified by the hub and again by DE)');
     t.equal((await local(agents.DE?.endpoints.localApiUrl, tokens.DE, 'POST', `/v1/inbox/${id}/ack`)).status, 200);
+    let state: unknown;
+    await waitFor("DE's read receipt at FR", async () => {
+      const s = await local(agents.FR?.endpoints.localApiUrl as string, tokens.FR, 'GET', `/v1/messages/${id}`);
+      state = ((s.json as Json).recipients as Record<string, { state: string }> | undefined)?.DE?.state;
+      return state === 'read';
+    }, 30_000, 250);
+    t.equal(state, 'read', 'receipts came back through the hub: delivered, then read');
   });
 
   await t.test('the hub goes down: FR keeps accepting (202) and delivers everything once the hub is back', async (t) => {
