@@ -3,8 +3,9 @@
  * Kept apart from `broker/streams.ts` (SUBMIT, DELIVER) because its settings exist to protect
  * evidence rather than to move messages. Idempotent, never deletes: the stream is the evidence.
  */
-import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { JetStreamManager, StreamConfig, StreamInfo } from '@nats-io/jetstream';
+import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
+import { reconcileStream, type EnsureOutcome } from '../broker/streams.js';
 import { AUDIT_STREAM, AUDIT_SUBJECT } from '../../protocol/audit.js';
 import { AUDIT_STREAM_CONFLICT, AUDIT_UNAVAILABLE, AuditLogError } from './errors.js';
 
@@ -22,10 +23,7 @@ export interface AuditStreamOptions {
 }
 
 /** What ensuring the stream did; `changed` names the settings an update changed. */
-export interface AuditStreamOutcome {
-  action: 'created' | 'updated' | 'unchanged';
-  changed: string[];
-}
+export type AuditStreamOutcome = EnsureOutcome;
 
 type WantedAudit = Pick<
   StreamConfig,
@@ -64,53 +62,11 @@ export function wantedAuditStream(opts: AuditStreamOptions = {}): WantedAudit {
  * retention or storage differ (the stream and its records are left alone) and `AUDIT_UNAVAILABLE`
  * when JetStream cannot be reached.
  */
-export async function ensureAuditStream(jsm: JetStreamManager, opts: AuditStreamOptions = {}): Promise<AuditStreamOutcome> {
-  const wanted = wantedAuditStream(opts);
-  const failed = (what: string, err: unknown): AuditLogError =>
-    new AuditLogError(AUDIT_UNAVAILABLE, `stream ${AUDIT_STREAM}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  let info: StreamInfo | undefined;
-  try {
-    info = await jsm.streams.info(AUDIT_STREAM);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw failed('info', err);
-  }
-  if (info === undefined) {
-    try {
-      await jsm.streams.add(wanted);
-    } catch (err) {
-      throw failed('create', err);
-    }
-    return { action: 'created', changed: [] };
-  }
-  const config: Partial<StreamConfig> = info.config;
-  const conflicts = differing(config, wanted, FIXED_KEYS);
-  if (conflicts.length > 0) {
-    throw new AuditLogError(
-      AUDIT_STREAM_CONFLICT,
-      `stream ${AUDIT_STREAM} exists with settings that cannot change without losing its records: ${conflicts
-        .map((k) => `${k} is ${JSON.stringify(config[k])}, want ${JSON.stringify(wanted[k])}`)
-        .join('; ')}`,
-    );
-  }
-  const changed = differing(config, wanted, MUTABLE_KEYS);
-  if (changed.length === 0) return { action: 'unchanged', changed };
-  try {
-    const update: Partial<StreamConfig> = {};
-    for (const k of changed) Object.assign(update, { [k]: wanted[k] });
-    await jsm.streams.update(AUDIT_STREAM, update);
-  } catch (err) {
-    throw failed('update', err);
-  }
-  return { action: 'updated', changed };
-}
-
-function differing<K extends keyof WantedAudit>(current: Partial<StreamConfig>, wanted: WantedAudit, keys: readonly K[]): K[] {
-  // A server omits false booleans and zero values from the config it returns.
-  const norm = (v: unknown): string => JSON.stringify(v ?? false);
-  return keys.filter((k) => {
-    const want: unknown = wanted[k];
-    const have: unknown = current[k];
-    if (typeof want === 'boolean') return norm(have) !== norm(want);
-    return JSON.stringify(have) !== JSON.stringify(want);
+export function ensureAuditStream(jsm: JetStreamManager, opts: AuditStreamOptions = {}): Promise<AuditStreamOutcome> {
+  return reconcileStream(jsm, wantedAuditStream(opts), {
+    fixedKeys: FIXED_KEYS,
+    mutableKeys: MUTABLE_KEYS,
+    failed: (what, err) => new AuditLogError(AUDIT_UNAVAILABLE, `stream ${AUDIT_STREAM}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+    conflict: (detail) => new AuditLogError(AUDIT_STREAM_CONFLICT, `stream ${AUDIT_STREAM} exists with settings that cannot change without losing its records: ${detail}`),
   });
 }

@@ -109,40 +109,59 @@ export async function ensureStreams(jsm: JetStreamManager, opts: EnsureStreamsOp
   return { submit: await ensureStream(jsm, wanted.submit), deliver: await ensureStream(jsm, wanted.deliver) };
 }
 
-async function ensureStream(jsm: JetStreamManager, wanted: WantedStream): Promise<EnsureOutcome> {
-  const failed = (what: string, err: unknown): StreamError =>
-    new StreamError(STREAM_ENSURE_FAILED, `stream ${wanted.name}: ${what} failed: ${errorText(err)}`, { cause: err });
+function ensureStream(jsm: JetStreamManager, wanted: WantedStream): Promise<EnsureOutcome> {
+  return reconcileStream(jsm, wanted, {
+    fixedKeys: FIXED_STREAM_KEYS,
+    mutableKeys: MUTABLE_STREAM_KEYS,
+    failed: (what, err) => new StreamError(STREAM_ENSURE_FAILED, `stream ${wanted.name}: ${what} failed: ${errorText(err)}`, { cause: err }),
+    conflict: (detail) => new StreamError(STREAM_CONFIG_CONFLICT, `stream ${wanted.name} exists with settings that cannot change without losing its messages: ${detail}`),
+  });
+}
+
+/** How {@link reconcileStream} judges and reports one stream. */
+export interface StreamReconcileRules<W extends Partial<StreamConfig>> {
+  /** Settings nats-server cannot change in place: a difference is a conflict, never a recreate. */
+  fixedKeys: readonly (keyof W & string)[];
+  /** Settings updated in place when they differ. */
+  mutableKeys: readonly (keyof W & string)[];
+  /** The error for a failed info, create or update call. */
+  failed: (what: 'info' | 'create' | 'update', err: unknown) => Error;
+  /** The error for fixed settings that differ; `detail` lists them as `key is X, want Y`. */
+  conflict: (detail: string) => Error;
+}
+
+/**
+ * Creates a stream, or updates its mutable settings in place. Never deletes: a difference in a
+ * fixed setting throws the caller's conflict error and leaves the stream and its data alone.
+ * Shared by SUBMIT/DELIVER and AUDIT.
+ */
+export async function reconcileStream<W extends Partial<StreamConfig> & { name: string }>(jsm: JetStreamManager, wanted: W, rules: StreamReconcileRules<W>): Promise<EnsureOutcome> {
   let info: StreamInfo | undefined;
   try {
     info = await jsm.streams.info(wanted.name);
   } catch (err) {
-    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw failed('info', err);
+    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw rules.failed('info', err);
   }
   if (info === undefined) {
     try {
       await jsm.streams.add(wanted);
     } catch (err) {
-      throw failed('create', err);
+      throw rules.failed('create', err);
     }
     return { action: 'created', changed: [] };
   }
-  const config: Partial<StreamConfig> = info.config;
-  const conflicts = differing(config, wanted, FIXED_STREAM_KEYS);
+  const config = info.config as Partial<W>;
+  const conflicts = differing(config, wanted, rules.fixedKeys);
   if (conflicts.length > 0) {
-    throw new StreamError(
-      STREAM_CONFIG_CONFLICT,
-      `stream ${wanted.name} exists with settings that cannot change without losing its messages: ${conflicts
-        .map((k) => `${k} is ${JSON.stringify(config[k])}, want ${JSON.stringify(wanted[k])}`)
-        .join('; ')}`,
-    );
+    throw rules.conflict(conflicts.map((k) => `${k} is ${JSON.stringify(config[k])}, want ${JSON.stringify(wanted[k])}`).join('; '));
   }
-  const changed = differing(config, wanted, MUTABLE_STREAM_KEYS);
+  const changed = differing(config, wanted, rules.mutableKeys);
   if (changed.length === 0) return { action: 'unchanged', changed };
   try {
     // The client merges this onto the current config, so settings set by hand elsewhere stay.
     await jsm.streams.update(wanted.name, pick(wanted, changed));
   } catch (err) {
-    throw failed('update', err);
+    throw rules.failed('update', err);
   }
   return { action: 'updated', changed };
 }
@@ -260,7 +279,12 @@ export function isApiError(err: unknown, code: number): boolean {
 }
 
 function differing<T extends object, K extends keyof T>(current: Partial<T>, wanted: Partial<T>, keys: readonly K[]): K[] {
-  return keys.filter((k) => wanted[k] !== undefined && JSON.stringify(current[k]) !== JSON.stringify(wanted[k]));
+  // A server omits false booleans from the config it returns: absent means false there.
+  const norm = (v: unknown, isBoolean: boolean): string => JSON.stringify(isBoolean ? (v ?? false) : v);
+  return keys.filter((k) => {
+    const want = wanted[k];
+    return want !== undefined && norm(current[k], typeof want === 'boolean') !== norm(want, typeof want === 'boolean');
+  });
 }
 
 function pick<T extends object, K extends keyof T>(from: T, keys: readonly K[]): Pick<T, K> {
