@@ -1,30 +1,15 @@
 import t from 'tap';
+import { closedPort } from '../../test/helpers/ports.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startLocalApiForTest } from '../../test/helpers/fake-relay.js';
-import type { MessageDraft } from '../relay/types.js';
 import { LocalApiClient } from './client.js';
-
-/**
- * A draft from a literal. `MessageDraft['kind']` is typed `never` by the relay contract today
- * (its unions are built from `string[]`), so literals need this cast until the contract is fixed.
- */
-const draft = (fields: Record<string, unknown>): MessageDraft => fields as MessageDraft;
-
-/** A loopback port nothing listens on (bound, read, closed). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 t.test('local api client: send, status, inbox, ack, summary and readiness round-trip', async (t) => {
   let ready = true;
   const api = await startLocalApiForTest(t, { listen: true, readiness: () => ({ broker: ready }) });
   const client = new LocalApiClient({ baseUrl: api.url, token: api.token });
-  const sent = await client.send(draft({ kind: 'message', to: ['DE'], body: 'hello' }));
+  const sent = await client.send({ kind: 'message', to: ['DE'], body: 'hello' });
   t.equal(sent.status, 'queued');
   t.match(await client.status(sent.id), { id: sent.id, state: 'queued', to: ['DE'] });
   const item = api.relay.deliver('DE');
@@ -40,7 +25,7 @@ t.test('local api client: send, status, inbox, ack, summary and readiness round-
 t.test('local api client: error answers keep the server code and problems; transport failures are AGENT_UNREACHABLE', async (t) => {
   const api = await startLocalApiForTest(t, { listen: true });
   const client = new LocalApiClient({ baseUrl: api.url, token: api.token });
-  await t.rejects(client.send(draft({ kind: 'message', to: ['ZZ'], body: 'x' })), { code: 'LOCAL_UNKNOWN_RECIPIENT', problems: [/^body\.to\[0\]: /] });
+  await t.rejects(client.send({ kind: 'message', to: ['ZZ'], body: 'x' }), { code: 'LOCAL_UNKNOWN_RECIPIENT', problems: [/^body\.to\[0\]: /] });
   await t.rejects(client.status('01J0000000000000000000000A'), { code: 'LOCAL_UNKNOWN_MESSAGE' });
   await t.rejects(new LocalApiClient({ baseUrl: api.url, token: 'wrong' }).summary(), { code: 'LOCAL_AUTH_BAD_TOKEN' });
   await t.rejects(new LocalApiClient({ baseUrl: `http://127.0.0.1:${await closedPort()}`, token: api.token }).summary(), { code: 'AGENT_UNREACHABLE', message: /ECONNREFUSED/ });

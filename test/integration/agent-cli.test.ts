@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap';
+import { closedPort } from '../helpers/ports.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { localApiTokensPath, writeAgentEndpoints } from '../../node-agent/runtime.js';
 import { runCli } from '../helpers/cli.js';
@@ -19,15 +18,6 @@ async function agentState(t: Test, opts: LocalApiForTest = {}) {
   t.equal(localApiTokensPath(state), api.tokensPath, 'the API uses the default tokens path');
   await writeAgentEndpoints(state, { pid: process.pid, localApiUrl: api.url, startedAt: new Date().toISOString(), metricsUrl: 'http://127.0.0.1:1/metrics' });
   return { ...api, state };
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 t.test('agent cli: send puts a message in the outbox and prints its id; status follows it', async (t) => {
