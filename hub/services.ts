@@ -63,6 +63,7 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
     enrollment,
     admin,
     audit,
+    registry,
     readiness: o.readiness,
     log: o.log.child({ component: 'api' }),
   });

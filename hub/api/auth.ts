@@ -16,13 +16,16 @@ export interface Caller {
  * The caller's identity from the TLS client certificate. The TLS layer has already checked the
  * chain to our root (`requestCert` with our CA; `authorized` says whether it passed); TLS does not
  * read our CRL, so revocation is checked here against the CA ledger. The identity comes from the
- * SAN URI `urn:ncbnet:<kind>:<name>` that only our CA writes.
+ * SAN URI `urn:ncbnet:<kind>:<name>` that only our CA writes. `want` is one kind or several
+ * (the member directory serves countries and operators alike).
  */
-export function callerOf(req: FastifyRequest, ca: CertificateAuthority, want: IdentityKind): Caller {
+export function callerOf(req: FastifyRequest, ca: CertificateAuthority, want: IdentityKind | readonly IdentityKind[]): Caller {
+  const kinds: readonly IdentityKind[] = typeof want === 'string' ? [want] : want;
+  const wanted = kinds.join(' or ');
   const socket = req.raw.socket as TLSSocket;
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
   if (!peer || !peer.raw || Object.keys(peer).length === 0) {
-    throw new HubError(AUTH_CLIENT_CERT_REQUIRED, `this endpoint needs a ${want} client certificate`);
+    throw new HubError(AUTH_CLIENT_CERT_REQUIRED, `this endpoint needs a ${wanted} client certificate`);
   }
   if (!socket.authorized) {
     throw new HubError(AUTH_CLIENT_CERT_REQUIRED, `client certificate refused: ${String(socket.authorizationError)}`);
@@ -36,7 +39,7 @@ export function callerOf(req: FastifyRequest, ca: CertificateAuthority, want: Id
     .filter((s) => s.startsWith('URI:'))
     .map((s) => parseIdentityUri(s.slice(4)));
   const id = uris.find((u) => u !== undefined);
-  if (!id || id.kind !== want) throw new HubError(AUTH_WRONG_IDENTITY, `this endpoint needs a ${want} certificate; this one is ${id ? `${id.kind} ${id.name}` : 'not an ncbnet identity'}`);
+  if (!id || !kinds.includes(id.kind)) throw new HubError(AUTH_WRONG_IDENTITY, `this endpoint needs a ${wanted} certificate; this one is ${id ? `${id.kind} ${id.name}` : 'not an ncbnet identity'}`);
   return { kind: id.kind, name: id.name, serial };
 }
 

@@ -9,6 +9,7 @@ import type { EnrollmentService } from '../enrollment/service.js';
 import { makeErrorHandler } from './errors.js';
 import { registerAdminRoutes } from './routes-admin.js';
 import { registerAuditRoutes, type AuditReader } from './routes-audit.js';
+import { registerDirectoryRoutes, type MemberRegistry } from './routes-directory.js';
 import { registerEnrollRoutes } from './routes-enroll.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
 import { registerPkiRoutes } from './routes-pki.js';
@@ -22,15 +23,17 @@ export interface ApiServerOptions {
   enrollment: EnrollmentService;
   admin: AdminService;
   audit: AuditReader;
+  /** The country registry, read by the member directory. */
+  registry: MemberRegistry;
   readiness: ReadinessCheck;
   log: Logger;
 }
 
 /**
- * The hub's HTTPS API: enrollment, renewal, CRL and OCSP, the admin API, health, and an OpenAPI
- * document generated from the same TypeBox schemas that validate requests. TLS asks every client
- * for a certificate but does not require one: enrollment comes before the country has one; the
- * routes that need an identity check it themselves (`auth.ts`).
+ * The hub's HTTPS API: enrollment, renewal, CRL and OCSP, the member directory, the admin API,
+ * health, and an OpenAPI document generated from the same TypeBox schemas that validate
+ * requests. TLS asks every client for a certificate but does not require one: enrollment comes
+ * before the country has one; the routes that need an identity check it themselves (`auth.ts`).
  */
 export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
   const app = Fastify({
@@ -57,6 +60,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
   registerPkiRoutes(app, opts.ca);
   registerAdminRoutes(app, opts.admin, opts.ca);
   registerAuditRoutes(app, opts.audit, opts.ca);
+  registerDirectoryRoutes(app, opts.registry, opts.ca);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -63,6 +63,7 @@ export class EnrollmentService {
         certSerial: issued.serial,
         certNotAfter: issued.notAfter.toISOString(),
         certPin: pinnedCertHash(issued.pem),
+        certificate: issued.pem,
         wgPublicKey: req.wgPublicKey,
         overlayAddress,
         enrolledAt: new Date().toISOString(),
@@ -98,7 +99,13 @@ export class EnrollmentService {
         throw new HubError(RENEW_NOT_CURRENT, `country ${country}: the presented certificate ${presentedSerial} is not the current one of an active country`);
       }
       const issued = await this.#o.ca.issue({ kind: 'country', name: country, csr, lifetimeMs: this.#o.countryLifetimeMs });
-      await this.#o.registry.update(country, (r) => ({ ...r, certSerial: issued.serial, certNotAfter: issued.notAfter.toISOString(), certPin: pinnedCertHash(issued.pem) }));
+      await this.#o.registry.update(country, (r) => ({
+        ...r,
+        certSerial: issued.serial,
+        certNotAfter: issued.notAfter.toISOString(),
+        certPin: pinnedCertHash(issued.pem),
+        certificate: issued.pem,
+      }));
       await this.#revokeOthers(country, issued.serial);
       this.#o.log.info({ country, serial: issued.serial }, 'certificate renewed');
       return { serial: issued.serial, notAfter: issued.notAfter.toISOString(), certificate: issued.pem, chain: issued.chainPem };

@@ -19,6 +19,13 @@ export const CountryRecordSchema = Type.Object(
     certNotAfter: Type.Optional(IsoDate),
     /** nats-server `pinned_certs` value of the current certificate: SHA-256 of its SPKI, hex. */
     certPin: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+    /**
+     * The current certificate itself (PEM), served by the member directory (`GET /v1/directory`)
+     * so agents can encrypt to this country; the CA ledger keeps serials only. Set with
+     * `certSerial` on enroll and renew; records written before it existed lack it until the next
+     * renewal. Same bounds as `protocol/directory.ts`, so whatever is stored can be served.
+     */
+    certificate: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, pattern: '^-----BEGIN CERTIFICATE-----' })),
     wgPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$' })),
     overlayAddress: Type.Optional(Type.String({ format: 'ipv4' })),
     enrolledAt: Type.Optional(IsoDate),
