@@ -1,4 +1,5 @@
 import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -8,13 +9,16 @@ import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js'
 import { subjects } from '../protocol/subjects.js';
 import { VERSION } from '../protocol/version.js';
 import type { AgentConfig } from './config.js';
+import { BodyCrypto } from './body-crypto.js';
+import { MemberDirectory } from './directory.js';
+import { hubJson } from './enroll/hub-client.js';
 import { renewalDelayMs, renewCertificate } from './enroll/renew.js';
 import { AgentFirewall } from './firewall/agent-firewall.js';
 import { HeartbeatTimer } from './heartbeat.js';
 import { buildLocalApi } from './local-api/server.js';
 import { createTokensFile, loadTokens } from './local-api/tokens.js';
 import { Relay } from './relay/relay.js';
-import { EnvelopeSigner, makeEnvelopeVerifier } from './signing.js';
+import { EnvelopeSigner, makeEnvelopeVerifier, pemCertificates } from './signing.js';
 import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
 import { agentPaths, readBundle } from './state.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
@@ -26,6 +30,12 @@ export interface AgentDaemonOptions {
   /** Network namespace for the tunnel and firewall (tests); default the process's own. */
   netns?: string;
 }
+
+
+/** How often the member directory is refreshed in the background (a submit also refreshes a stale one). */
+const DIRECTORY_REFRESH_MS = 5 * 60_000;
+/** A directory fetch gives up quickly: a confidential submit may be waiting on it, and the cache answers otherwise. */
+const DIRECTORY_TIMEOUT_MS = 3_000;
 
 /** Retry delay after a failed renewal: 1 min doubling to 1 h, with jitter. */
 function renewRetryMs(attempt: number): number {
@@ -46,6 +56,9 @@ export class AgentDaemon {
   #firewall: AgentFirewall | undefined;
   #relay: Relay | undefined;
   #signer: EnvelopeSigner | undefined;
+  #directory: MemberDirectory | undefined;
+  #bodyCrypto: BodyCrypto | undefined;
+  #directoryTimer: NodeJS.Timeout | undefined;
   #api: Awaited<ReturnType<typeof buildLocalApi>> | undefined;
   #nc: NatsConnection | undefined;
   #heartbeat: HeartbeatTimer | undefined;
@@ -101,12 +114,24 @@ export class AgentDaemon {
 
     this.#signer = new EnvelopeSigner(paths);
     await this.#signer.reload();
+    this.#directory = await MemberDirectory.open({
+      country: bundle.country,
+      cachePath: join(stateDir, 'directory.json'),
+      fetch: () => this.#fetchDirectory(),
+      trust: { trustedRoots: [bundle.caCertificate], intermediates: pemCertificates(bundle.chain) },
+      log,
+    });
+    const bodyCrypto = new BodyCrypto({ paths, directory: this.#directory, log });
+    this.#bodyCrypto = bodyCrypto;
+    await bodyCrypto.reload();
     this.#relay = await Relay.open({
       country: bundle.country,
       stateDir,
       log,
       sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope),
       verify: makeEnvelopeVerifier(bundle.caCertificate, bundle.chain),
+      encryptBody: (to, plaintext) => bodyCrypto.encrypt(to, plaintext),
+      decryptBody: (envelope) => bodyCrypto.decrypt(envelope),
     });
     const tokensFile = config.localApi.tokensFile ?? paths.tokens;
     if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
@@ -135,6 +160,8 @@ export class AgentDaemon {
     });
     this.#heartbeat.start();
     this.#scheduleRenewal(0);
+    this.#directoryTimer = setInterval(() => void this.#directory?.refresh(), DIRECTORY_REFRESH_MS);
+    this.#directoryTimer.unref();
 
     await writeAgentEndpoints(stateDir, { pid: process.pid, localApiUrl, startedAt: new Date().toISOString(), country: bundle.country });
     log.info({ localApiUrl, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, outboxDepth: this.#relay.outboxDepth() }, 'agent started');
@@ -171,6 +198,8 @@ export class AgentDaemon {
       this.#nc = nc;
       log.info({ server: nc.getServer() }, 'connected to the broker');
       await this.#relay?.attach(nc);
+      // The hub is reachable now: have the member directory fresh before someone needs to encrypt.
+      void this.#directory?.refresh();
     } catch (err) {
       if (!this.#isStopping) log.error({ err }, 'broker connection failed for good; the agent keeps its outbox and retries on restart');
     }
@@ -216,11 +245,20 @@ export class AgentDaemon {
     this.#renewTimer.unref();
   }
 
+  /** `GET /v1/directory` over mTLS with the current identity; short timeout, as a submit may be waiting. */
+  async #fetchDirectory(): Promise<unknown> {
+    const bundle = this.#bundle as Bundle;
+    const paths = agentPaths(this.#o.stateDir);
+    const [cert, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.countryKey, 'utf8')]);
+    return hubJson<unknown>(`${bundle.hub.apiUrl}/v1/directory`, { ca: bundle.caCertificate, cert: cert + bundle.chain, key }, 'GET', undefined, DIRECTORY_TIMEOUT_MS);
+  }
+
   /** Renews the certificate now and reconnects to the broker with it. */
   async renewNow(): Promise<Bundle> {
     const next = await renewCertificate(this.#o.stateDir, this.#bundle as Bundle);
     this.#bundle = next;
     await this.#signer?.reload();
+    await this.#bodyCrypto?.reload();
     this.#log.info({ country: next.country, serial: next.serial, notAfter: next.notAfter }, 'certificate renewed');
     // The live TLS session keeps the old certificate; reconnect so the next handshake uses the new one.
     const old = this.#nc;
@@ -233,6 +271,7 @@ export class AgentDaemon {
   async stop(): Promise<void> {
     this.#isStopping = true;
     clearTimeout(this.#renewTimer);
+    clearInterval(this.#directoryTimer);
     this.#heartbeat?.stop();
     const steps: StopStep[] = [
       ['local API', () => this.#api?.close()],

@@ -6,7 +6,7 @@ import { signEnvelope, verifyEnvelopeSignature } from '../protocol/signature.js'
 import type { AgentPaths } from './state.js';
 
 /** PEM blocks of a chain file, one certificate each. */
-function pemCertificates(text: string): string[] {
+export function pemCertificates(text: string): string[] {
   return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => `${m[0]}\n`);
 }
 

@@ -138,30 +138,51 @@ function verifyNow(env: Envelope, opts: VerifyEnvelopeOptions): EnvelopeSigner {
     throw fail(ENVELOPE_BAD_SIGNATURE, `sig: does not verify with the key of sigCert over the envelope (got ${describeValue(sig)})`);
   }
 
+  const checked = checkCountryCertificate(leaf, opts);
+  if (!checked.ok) throw fail(checked.code, `sigCert: ${checked.problem}`, checked.cause);
+  const { country, serial } = checked;
+  if (country !== fields['from']) throw fail(ENVELOPE_SENDER_MISMATCH, `from: must be ${country}, the country of the signing certificate (got ${describeValue(fields['from'])})`);
+  return { country, serial };
+}
+
+/** What {@link checkCountryCertificate} concluded: the certificate's country and serial, or why not. */
+export type CountryCertificateCheck =
+  | ({ ok: true } & EnvelopeSigner)
+  | { ok: false; code: EnvelopeErrorCode; problem: string; cause?: unknown };
+
+/**
+ * Checks a country certificate the way a signer's is checked: an end-entity certificate, valid at
+ * `opts.now`, chaining to a trusted root through the intermediates, not revoked, naming exactly one
+ * country in its SAN. Used for `sigCert`, and by agents for the recipients' certificates they
+ * encrypt to (the member directory is a hint; this is the proof). Throws only
+ * `ENVELOPE_TRUST_CONFIG` (a trusted root or intermediate is not a PEM certificate).
+ */
+export function checkCountryCertificate(leaf: X509Certificate, opts: VerifyEnvelopeOptions): CountryCertificateCheck {
   const now = opts.now ?? new Date();
   const roots = readTrustConfig(opts.trustedRoots, 'trustedRoots');
   const intermediates = readTrustConfig(opts.intermediates, 'intermediates');
-  if (leaf.ca) throw fail(ENVELOPE_BAD_CERTIFICATE, `sigCert: a CA certificate cannot sign envelopes (got ${subject})`);
+  const subject = describeName(leaf.subject);
+  const bad = (problem: string, cause?: unknown): CountryCertificateCheck => ({ ok: false, code: ENVELOPE_BAD_CERTIFICATE, problem, cause });
+  if (leaf.ca) return bad(`a CA certificate cannot sign envelopes nor receive them (got ${subject})`);
   const validity = validityProblem(leaf, now);
-  if (validity !== undefined) throw fail(ENVELOPE_BAD_CERTIFICATE, `sigCert: ${validity} (got ${subject})`);
+  if (validity !== undefined) return bad(`${validity} (got ${subject})`);
   let chains: boolean;
   try {
     chains = chainsToRoot(leaf, roots, intermediates, now, 0);
   } catch (err) {
     // OpenSSL refusing to even compare a crafted certificate is still the certificate's fault.
-    throw fail(ENVELOPE_BAD_CERTIFICATE, `sigCert: could not be checked against the trusted roots (got ${subject})`, err);
+    return bad(`could not be checked against the trusted roots (got ${subject})`, err);
   }
-  if (!chains) throw fail(ENVELOPE_BAD_CERTIFICATE, `sigCert: does not chain to a trusted root valid at ${now.toISOString()} (got ${subject}, issuer ${describeName(leaf.issuer)})`);
+  if (!chains) return bad(`does not chain to a trusted root valid at ${now.toISOString()} (got ${subject}, issuer ${describeName(leaf.issuer)})`);
 
   const serial = normalizeSerial(leaf.serialNumber);
-  if (opts.isRevoked?.(serial) === true) throw fail(ENVELOPE_CERT_REVOKED, `sigCert: revoked (got serial ${serial}, ${subject})`);
+  if (opts.isRevoked?.(serial) === true) return { ok: false, code: ENVELOPE_CERT_REVOKED, problem: `revoked (got serial ${serial}, ${subject})` };
 
   const country = certificateCountry(leaf);
   if (country === undefined) {
-    throw fail(ENVELOPE_SENDER_MISMATCH, `sigCert: not a country certificate, no single SAN URI ${COUNTRY_URI}<CC> (got ${describeValue(leaf.subjectAltName)})`);
+    return { ok: false, code: ENVELOPE_SENDER_MISMATCH, problem: `not a country certificate, no single SAN URI ${COUNTRY_URI}<CC> (got ${describeValue(leaf.subjectAltName)})` };
   }
-  if (country !== fields['from']) throw fail(ENVELOPE_SENDER_MISMATCH, `from: must be ${country}, the country of the signing certificate (got ${describeValue(fields['from'])})`);
-  return { country, serial };
+  return { ok: true, country, serial };
 }
 
 function readCertificate(base64: string): { cert: X509Certificate; key: KeyObject } | undefined {

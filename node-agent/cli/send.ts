@@ -17,6 +17,8 @@ interface SendFlags extends ConnectionFlags {
   noticeColour?: NonNullable<MessageDraft['notice']>['colour'];
   handling?: 'public' | 'restricted' | 'confidential';
   inReplyTo?: string;
+  deletes?: string;
+  reason?: string;
   json?: boolean;
 }
 
@@ -53,8 +55,10 @@ export function registerSendCommand(program: Command): void {
       .option('--body-file <path>', 'read the message text from a file (- for stdin)')
       .addOption(new Option('--priority <priority>', 'delivery priority').choices([...PRIORITIES]))
       .addOption(new Option('--notice-colour <colour>', 'notice colour (with --kind notice)').choices([...NOTICE_COLOURS]))
-      .addOption(new Option('--handling <code>', 'dissemination restriction (restricted and confidential need end-to-end encryption)').choices(['public', 'restricted', 'confidential']))
-      .option('--in-reply-to <id>', 'id of the message this one answers'),
+      .addOption(new Option('--handling <code>', 'dissemination restriction; restricted and confidential bodies are encrypted end to end to the recipients (no --subject then)').choices(['public', 'restricted', 'confidential']))
+      .option('--in-reply-to <id>', 'id of the message this one answers')
+      .option('--deletes <id>', 'with --kind deletion: id of the message every recipient must purge (only its sender may ask)')
+      .option('--reason <code>', 'with --kind deletion: why, as a code (e.g. CCF_ORDER)'),
   )
     .option('--json', 'print JSON for scripts')
     .action(
@@ -68,6 +72,8 @@ export function registerSendCommand(program: Command): void {
           ...(flags.noticeColour === undefined ? {} : { notice: { colour: flags.noticeColour } }),
           ...(flags.handling === undefined ? {} : { handling: flags.handling }),
           ...(flags.inReplyTo === undefined ? {} : { inReplyTo: flags.inReplyTo }),
+          ...(flags.deletes === undefined ? {} : { deletes: flags.deletes }),
+          ...(flags.reason === undefined ? {} : { reason: flags.reason }),
         };
         const answer = await (await connect(flags)).send(draft);
         if (flags.json) return agentPrintJson(answer);

@@ -48,8 +48,8 @@ export function hubCall(url: string, tls: HubTls, method: 'GET' | 'POST', json?:
 }
 
 /** Calls the hub and parses a JSON answer; an error answer becomes a CodedError with the hub's own code. */
-export async function hubJson<T>(url: string, tls: HubTls, method: 'GET' | 'POST', json?: unknown): Promise<T> {
-  const answer = await hubCall(url, tls, method, json);
+export async function hubJson<T>(url: string, tls: HubTls, method: 'GET' | 'POST', json?: unknown, timeoutMs?: number): Promise<T> {
+  const answer = await hubCall(url, tls, method, json, timeoutMs);
   let value: unknown;
   try {
     value = JSON.parse(answer.body.toString('utf8'));

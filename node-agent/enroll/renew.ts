@@ -4,6 +4,7 @@ import { Value } from 'typebox/value';
 import { createCountryCsr } from '../../pki/csr-create.js';
 import { writeFileDurable, writeSecretFile } from '../../pki/files.js';
 import { generateP256, privateKeyToPem } from '../../pki/keys.js';
+import { retireIdentity } from '../body-crypto.js';
 import { RenewResponseSchema, type Bundle } from '../../protocol/bundle.js';
 import { AGENT_RENEW_FAILED, AgentError } from '../errors.js';
 import { agentPaths } from '../state.js';
@@ -42,6 +43,8 @@ export async function renewCertificate(stateDir: string, bundle: Bundle): Promis
     const answer = await hubJson<unknown>(`${bundle.hub.apiUrl}/v1/renew`, { ca: bundle.caCertificate, cert: cert + chain, key }, 'POST', { csr });
     if (!Value.Check(RenewResponseSchema, answer)) throw new AgentError(AGENT_RENEW_FAILED, 'the hub answered the renewal with something this agent does not understand');
     const next: Bundle = { ...bundle, serial: answer.serial, notAfter: answer.notAfter, certificate: answer.certificate, chain: answer.chain };
+    // Keep the old pair for messages still encrypted to it (node-agent/body-crypto.ts).
+    await retireIdentity(paths, cert, key);
     // Certificate before key: a crash between the two leaves an old key with a new certificate,
     // which the TLS library refuses loudly at start, rather than silently using a stale pair.
     await writeFileDurable(paths.countryCert, answer.certificate);

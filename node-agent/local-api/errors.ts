@@ -71,6 +71,11 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   [LOCAL_UNKNOWN_RECIPIENT]: 422,
   RELAY_BAD_DRAFT: 400,
   RELAY_ENCRYPTION_UNAVAILABLE: 422,
+  // A country the directory does not know (yet): the application may fix the list or retry later.
+  RELAY_RECIPIENT_KEY_UNKNOWN: 422,
+  // PKI_CMS_* from encrypting (e.g. too many recipients, body too large for CMS): the draft's fault.
+  PKI_CMS_TOO_LARGE: 413,
+  PKI_CMS_TOO_MANY_RECIPIENTS: 422,
   [LOCAL_UNKNOWN_MESSAGE]: 404,
   [LOCAL_NOT_FOUND]: 404,
 };
@@ -108,7 +113,9 @@ export function makeErrorHandler(log: Logger) {
     if (err instanceof CodedError) {
       const status = statusFor(err.code);
       const body: ErrorBody = { code: err.code, message: err.message };
-      if (err instanceof ValidationError) body.problems = err.problems;
+      // Validation errors and relay errors (RelayError.problems) both say what was wrong, line by line.
+      const problems: unknown = err instanceof ValidationError ? err.problems : (err as { problems?: unknown }).problems;
+      if (Array.isArray(problems) && problems.length > 0) body.problems = problems as string[];
       if (status >= 500) log.error({ err, url }, 'request failed');
       else log.info({ code: err.code, url, status }, 'request refused');
       if (status === 401) void reply.header('www-authenticate', err.code === LOCAL_AUTH_BAD_TOKEN ? 'Bearer realm="ncbnet-agent", error="invalid_token"' : 'Bearer realm="ncbnet-agent"');

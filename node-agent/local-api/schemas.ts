@@ -27,6 +27,7 @@ export type SubmitAnswer = Static<typeof SubmitAnswerSchema>;
 export const InboxItemSchema = Type.Object({
   id: Type.String(),
   envelope: EnvelopeSchema,
+  plaintext: Type.Optional(Type.String({ description: "the body of a restricted/confidential envelope, decrypted by this agent (the envelope keeps the ciphertext it was signed with)" })),
   receivedAt: Type.String(),
   ackedAt: Type.Optional(Type.String()),
 });

@@ -43,6 +43,19 @@ export interface DeliveryOptions {
    * relay queues the `delivered` receipt). A rejection is logged; the delivery is acked all the same.
    */
   onStored?: (envelope: Envelope) => Promise<void>;
+  /**
+   * Decrypts an `encrypted` body (restricted/confidential) after the signature check; the
+   * plaintext is stored with the item. A coded failure (not one of our keys, damaged CMS) can never
+   * succeed later: the delivery goes to `onUndecryptable` and is acked. Anything else is a nak.
+   */
+  decrypt?: (envelope: Envelope) => Promise<string>;
+  /** Told of an envelope that cannot be decrypted here (the relay answers with a `rejected` receipt). */
+  onUndecryptable?: (envelope: Envelope, code: string) => Promise<void>;
+  /**
+   * Takes a `deletion` envelope instead of the plain inbox path (the relay purges the message it
+   * names, stores the deletion and answers with a receipt). A rejection means a nak.
+   */
+  onDeletion?: (envelope: Envelope) => Promise<void>;
 }
 
 // Consumer notifications worth a warning; the rest (heartbeats, next requests) are routine.
@@ -148,20 +161,37 @@ export class Delivery {
       }
     }
     if (envelope.kind === 'receipt' && this.#opts.onReceipt) {
+      if (await this.#handOver(m, envelope, this.#opts.onReceipt, 'receipt not recorded')) {
+        this.#log.debug({ id: envelope.id, of: envelope.receipt?.of, from: envelope.from, seq: m.seq }, 'receipt delivery acked');
+      }
+      return;
+    }
+    if (envelope.kind === 'deletion' && this.#opts.onDeletion) {
+      if (await this.#handOver(m, envelope, this.#opts.onDeletion, 'deletion not carried out')) {
+        this.#log.info({ id: envelope.id, deletes: envelope.deletes, from: envelope.from, seq: m.seq }, 'deletion delivery acked');
+      }
+      return;
+    }
+    let plaintext: string | undefined;
+    if (envelope.encrypted !== undefined && this.#opts.decrypt) {
       try {
-        await this.#opts.onReceipt(envelope);
+        plaintext = await this.#opts.decrypt(envelope);
       } catch (err) {
-        this.#log.error({ err, id: envelope.id, seq: m.seq }, 'receipt not recorded, delivery left to the hub');
-        m.nak(this.#opts.nakDelayMs);
+        const code = (err as { code?: unknown }).code;
+        if (typeof code !== 'string' || !this.#opts.onUndecryptable) {
+          this.#log.error({ err, id: envelope.id, seq: m.seq }, 'decryption failed, delivery left to the hub');
+          m.nak(this.#opts.nakDelayMs);
+          return;
+        }
+        this.#log.error({ err, code, id: envelope.id, from: envelope.from, seq: m.seq }, 'delivery cannot be decrypted here, refused');
+        const onUndecryptable = this.#opts.onUndecryptable;
+        await this.#handOver(m, envelope, (e) => onUndecryptable(e, code), 'refusal receipt not queued');
         return;
       }
-      await this.#ack(m, envelope);
-      this.#log.debug({ id: envelope.id, of: envelope.receipt?.of, from: envelope.from, seq: m.seq }, 'receipt delivery acked');
-      return;
     }
     let outcome: 'stored' | 'duplicate';
     try {
-      outcome = await this.#opts.inbox.put(envelope);
+      outcome = await this.#opts.inbox.put(envelope, plaintext);
     } catch (err) {
       this.#log.error({ err, id: envelope.id, seq: m.seq }, 'inbox write failed, delivery left to the hub');
       m.nak(this.#opts.nakDelayMs);
@@ -178,6 +208,22 @@ export class Delivery {
     }
     await this.#ack(m, envelope);
     this.#log.debug({ id: envelope.id, seq: m.seq, outcome, redelivered: m.redelivered }, outcome === 'stored' ? 'delivered to inbox' : 'duplicate delivery dropped');
+  }
+
+  /**
+   * Gives the envelope to a handler that makes it durable elsewhere, then acks; a failing handler
+   * means a nak, so the hub keeps the delivery. True when acked.
+   */
+  async #handOver(m: JsMsg, envelope: Envelope, handler: (envelope: Envelope) => Promise<void>, failure: string): Promise<boolean> {
+    try {
+      await handler(envelope);
+    } catch (err) {
+      this.#log.error({ err, id: envelope.id, seq: m.seq }, `${failure}, delivery left to the hub`);
+      m.nak(this.#opts.nakDelayMs);
+      return false;
+    }
+    await this.#ack(m, envelope);
+    return true;
   }
 
   /** Acks a handled delivery, waiting for the server's confirmation; never throws. */

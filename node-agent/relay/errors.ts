@@ -9,8 +9,12 @@ import { CodedError } from '../../protocol/errors.js';
 export const RELAY_UNKNOWN_MESSAGE = 'RELAY_UNKNOWN_MESSAGE';
 /** A draft did not match {@link MessageDraftSchema}; `problems` lists every reason. */
 export const RELAY_BAD_DRAFT = 'RELAY_BAD_DRAFT';
-/** Restricted/confidential handling needs end-to-end encryption, which this agent does not do yet. */
+/** Restricted/confidential handling needs end-to-end encryption, and this relay was given no way to encrypt. */
 export const RELAY_ENCRYPTION_UNAVAILABLE = 'RELAY_ENCRYPTION_UNAVAILABLE';
+/** A recipient of a restricted/confidential message has no valid certificate in the member directory. */
+export const RELAY_RECIPIENT_KEY_UNKNOWN = 'RELAY_RECIPIENT_KEY_UNKNOWN';
+/** No member directory at all (never fetched, hub unreachable): nothing can be encrypted yet. */
+export const RELAY_DIRECTORY_UNAVAILABLE = 'RELAY_DIRECTORY_UNAVAILABLE';
 /** A store on disk (inbox or status journal) is damaged beyond its torn last line: refused, not guessed. */
 export const RELAY_STORE_CORRUPT = 'RELAY_STORE_CORRUPT';
 /** Writing to a store failed (disk full, EIO); nothing was acknowledged to anyone. */
@@ -27,6 +31,8 @@ export type RelayErrorCode =
   | typeof RELAY_UNKNOWN_MESSAGE
   | typeof RELAY_BAD_DRAFT
   | typeof RELAY_ENCRYPTION_UNAVAILABLE
+  | typeof RELAY_RECIPIENT_KEY_UNKNOWN
+  | typeof RELAY_DIRECTORY_UNAVAILABLE
   | typeof RELAY_STORE_CORRUPT
   | typeof RELAY_STORE_FAILED
   | typeof RELAY_STOPPED

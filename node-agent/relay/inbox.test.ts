@@ -137,3 +137,102 @@ t.test('inbox: a torn last line is cut off with a log line; damage in the middle
   await writeFile(join(dir, INBOX_FILE), `garbage\n${(await readFile(join(dir, INBOX_FILE), 'utf8'))}`);
   await t.rejects(Inbox.open({ dir, log: silent }), { code: 'RELAY_STORE_CORRUPT', message: /inbox\.jsonl:1: not JSON/ });
 });
+
+t.test('inbox: purge on the originator\'s order erases the content from the journal and keeps the id as seen', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const secret = envelope({ body: 'secret-body-to-erase' });
+  const keep = envelope({ body: 'kept-body' });
+  await inbox.put(secret, 'secret-plaintext-to-erase');
+  await inbox.put(keep);
+  await inbox.ack(secret.id); // an acked item is purged too
+  const journal = (): Promise<string> => readFile(join(dir, INBOX_FILE), 'utf8');
+  t.ok((await journal()).includes('secret-body-to-erase'), 'on disk before');
+
+  t.equal(await inbox.purge(secret.id, 'DE'), 'purged');
+  t.notOk((await journal()).includes('secret-body-to-erase'), 'the body is no longer in the journal file');
+  t.notOk((await journal()).includes('secret-plaintext-to-erase'), 'nor the decrypted text');
+  t.ok((await journal()).includes('kept-body'), 'other items are kept');
+  t.equal(inbox.get(secret.id), undefined);
+  t.same(inbox.list({ includeAcked: true }).map((i) => i.id), [keep.id]);
+  t.ok(inbox.has(secret.id), 'the id is still known');
+  await t.rejects(inbox.ack(secret.id), { code: 'RELAY_UNKNOWN_MESSAGE' });
+  t.equal(await inbox.put(secret), 'duplicate', 'a late redelivery is dropped');
+  t.equal(await inbox.purge(secret.id, 'DE'), 'absent', 'a second purge finds nothing');
+  t.notOk((await journal()).includes('secret-body-to-erase'), 'the duplicate did not write the body back');
+
+  const reopened = await Inbox.open({ dir, log: silent });
+  t.equal(reopened.get(secret.id), undefined, 'still gone after reopen');
+  t.same(reopened.list({ includeAcked: true }).map((i) => i.id), [keep.id]);
+  t.equal(await reopened.put(secret), 'duplicate', 'still a duplicate after reopen');
+  t.notOk((await journal()).includes('secret-body-to-erase'));
+});
+
+t.test('inbox: purge by another country than the originator changes nothing', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const env = envelope({ from: 'DE', body: 'not yours to delete' });
+  await inbox.put(env, 'plain');
+  const before = await readFile(join(dir, INBOX_FILE), 'utf8');
+  t.equal(await inbox.purge(env.id, 'NL'), 'not-originator');
+  t.equal(await readFile(join(dir, INBOX_FILE), 'utf8'), before, 'the journal is untouched');
+  t.same(inbox.get(env.id), { id: env.id, envelope: env, receivedAt: inbox.get(env.id)?.receivedAt, plaintext: 'plain' });
+  t.same(inbox.list().map((i) => i.id), [env.id]);
+  const reopened = await Inbox.open({ dir, log: silent });
+  t.same(reopened.list().map((i) => i.envelope.body), ['not yours to delete']);
+});
+
+t.test('inbox: purge of a message never received leaves a tombstone, so the message arriving later is dropped', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const late = envelope({ body: 'arrives after its deletion' });
+  t.notOk(inbox.has(late.id));
+  t.equal(await inbox.purge(late.id, 'DE'), 'absent');
+  t.ok(inbox.has(late.id));
+  t.equal(await inbox.purge(late.id, 'DE'), 'absent', 'idempotent');
+  t.equal((await readFile(join(dir, INBOX_FILE), 'utf8')).split('\n').filter((l) => l.includes(late.id)).length, 1, 'one tombstone on disk');
+  t.equal(await inbox.put(late), 'duplicate');
+  t.same(inbox.list(), []);
+  const reopened = await Inbox.open({ dir, log: silent });
+  t.equal(await reopened.put(late), 'duplicate', 'the tombstone survives a restart');
+  t.same(reopened.list(), []);
+  t.notOk((await readFile(join(dir, INBOX_FILE), 'utf8')).includes('arrives after its deletion'));
+});
+
+t.test('inbox: a purge waits for a put of the same message still being written', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const env = envelope({ body: 'racing' });
+  const [put, purge] = await Promise.all([inbox.put(env), inbox.purge(env.id, 'DE')]);
+  t.same([put, purge], ['stored', 'purged']);
+  t.equal(inbox.get(env.id), undefined);
+  t.notOk((await readFile(join(dir, INBOX_FILE), 'utf8')).includes('racing'));
+});
+
+t.test('inbox: the decrypted plaintext given to put is kept with the item, across acks, compaction and restarts', async (t) => {
+  const dir = await tempDir(t);
+  const inbox = await Inbox.open({ dir, log: silent });
+  const encrypted = envelope({ body: undefined, handling: 'restricted', encrypted: 'TUlJQg==' });
+  const plain = envelope({ body: 'public' });
+  const arrivals: InboxItem[] = [];
+  inbox.onArrival((item) => arrivals.push(item));
+  t.equal(await inbox.put(encrypted, 'Notice rouge — ✓'), 'stored');
+  t.equal(await inbox.put(plain), 'stored');
+  t.equal(inbox.get(encrypted.id)?.plaintext, 'Notice rouge — ✓');
+  t.notOk('plaintext' in (inbox.get(plain.id) ?? {}), 'no plaintext key when none was given');
+  t.same(inbox.list().map((i) => i.plaintext), ['Notice rouge — ✓', undefined]);
+  t.equal(arrivals[0]?.plaintext, 'Notice rouge — ✓', 'listeners see it');
+  t.equal((await inbox.ack(encrypted.id)).plaintext, 'Notice rouge — ✓');
+  await inbox.compact();
+  const reopened = await Inbox.open({ dir, log: silent });
+  t.equal(reopened.get(encrypted.id)?.plaintext, 'Notice rouge — ✓', 'persisted');
+  t.type(reopened.get(encrypted.id)?.ackedAt, 'string');
+  t.same(reopened.list({ includeAcked: true }).map((i) => i.plaintext), ['Notice rouge — ✓', undefined]);
+  t.notOk('plaintext' in (reopened.get(plain.id) ?? {}));
+});
+
+t.test('inbox: purge on a closed inbox is refused', async (t) => {
+  const inbox = await Inbox.open({ dir: await tempDir(t), log: silent });
+  inbox.close();
+  await t.rejects(inbox.purge(newUlid(), 'DE'), { code: 'RELAY_STOPPED' });
+});

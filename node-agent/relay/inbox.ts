@@ -19,7 +19,7 @@ import type { InboxItem } from './types.js';
 import { Wakeup } from './wakeup.js';
 
 const RecordSchema = Type.Union([
-  Type.Object({ op: Type.Literal('put'), id: Type.String(), receivedAt: Type.String(), envelope: EnvelopeSchema }),
+  Type.Object({ op: Type.Literal('put'), id: Type.String(), receivedAt: Type.String(), envelope: EnvelopeSchema, plaintext: Type.Optional(Type.String()) }),
   Type.Object({ op: Type.Literal('ack'), id: Type.String(), at: Type.String() }),
   // Compaction's trace of a forgotten item: enough to recognise a redelivery, nothing more.
   Type.Object({ op: Type.Literal('seen'), id: Type.String(), receivedAt: Type.String() }),
@@ -48,6 +48,13 @@ export interface InboxOptions {
 
 /** What {@link Inbox.put} did: stored a new item, or recognised one it already had. */
 export type PutOutcome = 'stored' | 'duplicate';
+
+/** What {@link Inbox.purge} did. */
+export type PurgeOutcome = 'purged' | 'absent' | 'not-originator';
+
+function itemOf(record: { id: string; receivedAt: string; envelope: Envelope; plaintext?: string }): InboxItem {
+  return { id: record.id, envelope: record.envelope, receivedAt: record.receivedAt, ...(record.plaintext === undefined ? {} : { plaintext: record.plaintext }) };
+}
 
 /** See the module comment. Use {@link Inbox.open}. */
 export class Inbox {
@@ -81,7 +88,7 @@ export class Inbox {
   static async open(opts: InboxOptions): Promise<Inbox> {
     const inbox = new Inbox(opts);
     for (const record of await inbox.#file.load()) {
-      if (record.op === 'put') inbox.#items.set(record.id, { id: record.id, envelope: record.envelope, receivedAt: record.receivedAt });
+      if (record.op === 'put') inbox.#items.set(record.id, itemOf(record));
       else if (record.op === 'seen') inbox.#seen.set(record.id, record.receivedAt);
       else {
         const item = inbox.#items.get(record.id);
@@ -110,15 +117,16 @@ export class Inbox {
    * only after the first copy's write has finished, so acking a redelivery can never outrun the
    * write it duplicates. Throws `RELAY_STORE_FAILED` (then nothing is stored: do not ack).
    */
-  put(envelope: Envelope): Promise<PutOutcome> {
+  put(envelope: Envelope, plaintext?: string): Promise<PutOutcome> {
     if (this.#isClosed) return Promise.reject(new RelayError(RELAY_STOPPED, 'inbox: closed'));
     const id = envelope.id;
     const inFlight = this.#writing.get(id);
-    if (inFlight !== undefined) return inFlight.then(() => 'duplicate' as const, () => this.put(envelope));
+    if (inFlight !== undefined) return inFlight.then(() => 'duplicate' as const, () => this.put(envelope, plaintext));
     if (this.#items.has(id) || this.#seen.has(id)) return Promise.resolve('duplicate');
-    const item: InboxItem = { id, envelope, receivedAt: new Date(this.#now()).toISOString() };
+    const record = { op: 'put' as const, id, receivedAt: new Date(this.#now()).toISOString(), envelope, ...(plaintext === undefined ? {} : { plaintext }) };
+    const item = itemOf(record);
     const write = this.#file
-      .append({ op: 'put', id, receivedAt: item.receivedAt, envelope }, () => this.#items.set(id, item))
+      .append(record, () => this.#items.set(id, item))
       .then(async () => {
         this.#notify(item);
         await this.#maybeCompact();
@@ -156,6 +164,45 @@ export class Inbox {
       await this.#maybeCompact();
     }
     return { item: { ...item }, isNew };
+  }
+
+  /**
+   * Erases message `id` on the order of its originator (a `deletion` envelope from `requester`):
+   * the item leaves memory and the journal is rewritten without it, so its content is no longer
+   * in the file; its id stays as `seen`, so a late redelivery is dropped. A message never received
+   * gets the same `seen` tombstone. `not-originator` (nothing changed) when the item was sent by
+   * another country than `requester`. Throws `RELAY_STORE_FAILED`.
+   */
+  async purge(id: string, requester: string): Promise<PurgeOutcome> {
+    if (this.#isClosed) throw new RelayError(RELAY_STOPPED, 'inbox: closed');
+    // A write of this very message in progress must land first, or the purge would miss it.
+    await this.#writing.get(id)?.catch(() => undefined);
+    const item = this.#items.get(id);
+    if (item === undefined) {
+      if (this.#seen.has(id)) return 'absent';
+      const at = new Date(this.#now()).toISOString();
+      // Marked before the write, so a put of this id arriving meanwhile is already a duplicate.
+      this.#seen.set(id, at);
+      try {
+        await this.#file.append({ op: 'seen', id, receivedAt: at });
+      } catch (err) {
+        this.#seen.delete(id);
+        throw err;
+      }
+      return 'absent';
+    }
+    if (item.envelope.from !== requester) return 'not-originator';
+    this.#items.delete(id);
+    this.#seen.set(id, item.receivedAt);
+    try {
+      await this.#file.rewrite(() => this.#records());
+    } catch (err) {
+      // Not erased from the file: put it back so memory and disk agree, and let the caller retry.
+      this.#seen.delete(id);
+      this.#items.set(id, item);
+      throw err;
+    }
+    return 'purged';
   }
 
   /** The item `id`, or undefined. */
@@ -205,10 +252,15 @@ export class Inbox {
       }
     }
     for (const [id, receivedAt] of this.#seen) if (Date.parse(receivedAt) < now - this.#dedupRetentionMs) this.#seen.delete(id);
+    return this.#records();
+  }
+
+  /** The live state as journal records, `seen` ids first, then items in arrival order. */
+  #records(): InboxRecord[] {
     const records: InboxRecord[] = [];
     for (const [id, receivedAt] of this.#seen) records.push({ op: 'seen', id, receivedAt });
     for (const item of this.#items.values()) {
-      records.push({ op: 'put', id: item.id, receivedAt: item.receivedAt, envelope: item.envelope });
+      records.push({ op: 'put', id: item.id, receivedAt: item.receivedAt, envelope: item.envelope, ...(item.plaintext === undefined ? {} : { plaintext: item.plaintext }) });
       if (item.ackedAt !== undefined) records.push({ op: 'ack', id: item.id, at: item.ackedAt });
     }
     return records;

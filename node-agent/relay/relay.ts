@@ -18,6 +18,7 @@ import Type from 'typebox';
 import { Value } from 'typebox/value';
 import type { Logger } from 'pino';
 import { isCountryCode } from '../../protocol/country.js';
+import type { ALL_COUNTRIES} from '../../protocol/envelope.js';
 import { MAX_ENVELOPE_BYTES, encodeEnvelope, type Envelope } from '../../protocol/envelope.js';
 import { subjects } from '../../protocol/subjects.js';
 import { schemaProblems } from '../../protocol/validate.js';
@@ -60,6 +61,13 @@ export interface RelayOptions {
   verify?: (envelope: Envelope) => Promise<void>;
   /** How long finished message statuses are kept (default 30 days). */
   statusRetentionMs?: number;
+  /**
+   * Encrypts a restricted/confidential body to the recipients (`node-agent/body-crypto.ts`); returns
+   * the base64 CMS for `encrypted`. Without it such drafts are refused (`RELAY_ENCRYPTION_UNAVAILABLE`).
+   */
+  encryptBody?: (to: readonly string[] | typeof ALL_COUNTRIES, plaintext: string) => Promise<string>;
+  /** Decrypts a delivered `encrypted` body with this country's key(s); see DeliveryOptions.decrypt. */
+  decryptBody?: (envelope: Envelope) => Promise<string>;
 }
 
 /** `{type:'rejected', id, code, problems}` on `ncb.event.<CC>`, as the hub's router publishes it. */
@@ -151,8 +159,11 @@ export class Relay implements RelayPort {
       nakDelayMs: retry.maxMs,
       retry,
       ...(this.#opts.verify ? { verify: this.#opts.verify } : {}),
+      ...(this.#opts.decryptBody ? { decrypt: this.#opts.decryptBody } : {}),
       onReceipt: (envelope) => this.#onReceipt(envelope),
       onStored: (envelope) => this.#sendReceipt(envelope, 'delivered'),
+      onUndecryptable: (envelope, code) => this.#refuse(envelope, code),
+      onDeletion: (envelope) => this.#onDeletion(envelope),
     });
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
@@ -179,12 +190,18 @@ export class Relay implements RelayPort {
     if (this.#isStopped) throw new RelayError(RELAY_STOPPED, 'relay: stopped');
     const problems = schemaProblems(MessageDraftSchema, draft);
     if (problems.length > 0) throw new RelayError(RELAY_BAD_DRAFT, `message draft is invalid:\n  ${problems.join('\n  ')}`, { problems });
+    const { priority, body, ...rest } = draft;
+    let content: { body: string } | { encrypted: string } = { body };
     if (draft.handling === 'restricted' || draft.handling === 'confidential') {
-      // Never send such content in clear: refuse until the agent encrypts to the recipients (pki/cms.ts).
-      throw new RelayError(RELAY_ENCRYPTION_UNAVAILABLE, `handling ${draft.handling}: end-to-end encryption is not available in this agent yet; nothing was sent`);
+      if (draft.subject !== undefined) {
+        const problem = `subject: not allowed when handling is ${draft.handling}: the hub reads subjects; put it in the body, which is encrypted (got ${JSON.stringify(draft.subject.slice(0, 40))})`;
+        throw new RelayError(RELAY_BAD_DRAFT, `message draft is invalid:\n  ${problem}`, { problems: [problem] });
+      }
+      if (!this.#opts.encryptBody) throw new RelayError(RELAY_ENCRYPTION_UNAVAILABLE, `handling ${draft.handling}: this relay cannot encrypt (no member directory); nothing was sent`);
+      // Never in clear: a directory or CMS failure refuses the draft; nothing reaches the outbox.
+      content = { encrypted: await this.#opts.encryptBody(draft.to, body) };
     }
-    const { priority, ...rest } = draft;
-    const status = await this.#queue({ ...rest, priority: priority ?? 'routine' });
+    const status = await this.#queue({ ...rest, ...content, priority: priority ?? 'routine' });
     this.#log.info({ id: status.id, to: status.to, kind: draft.kind }, 'message accepted');
     return status;
   }
@@ -211,12 +228,45 @@ export class Relay implements RelayPort {
 
   /**
    * Queues a receipt telling `original`'s sender what happened to it here. Never about a receipt
-   * (the relay takes those out of the delivery path before they could get here).
+   * (the relay takes those out of the delivery path before they could get here), nor about a
+   * deletion, whose one receipt is the `deleted` one about the message it named.
    */
   async #sendReceipt(original: Envelope, state: 'delivered' | 'read'): Promise<void> {
-    if (original.kind === 'receipt') return;
-    const { id } = await this.#queue({ kind: 'receipt', to: [original.from], priority: 'routine', handling: 'public', receipt: { of: original.id, status: state } });
-    this.#log.info({ id, of: original.id, to: original.from, state }, 'receipt queued');
+    if (original.kind === 'receipt' || original.kind === 'deletion') return;
+    await this.#queueReceipt(original.from, { of: original.id, status: state });
+  }
+
+  async #queueReceipt(to: string, receipt: NonNullable<Envelope['receipt']>): Promise<void> {
+    const { id } = await this.#queue({ kind: 'receipt', to: [to], priority: 'routine', handling: 'public', receipt });
+    this.#log.info({ id, of: receipt.of, to, state: receipt.status, reason: receipt.reason }, 'receipt queued');
+  }
+
+  /** A delivery this agent cannot use (e.g. not encrypted to our key): tell the sender, with the code. */
+  async #refuse(envelope: Envelope, code: string): Promise<void> {
+    if (envelope.kind === 'receipt') return;
+    await this.#queueReceipt(envelope.from, { of: envelope.id, status: 'rejected', reason: code });
+  }
+
+  /**
+   * A deletion from the originator: erase the message it names from the inbox (content gone from
+   * the journal), keep the deletion itself so the NCB's application learns of it, and confirm with
+   * one `deleted` receipt. A deletion from another country than the originator changes nothing and
+   * is refused (`DELETION_NOT_ORIGINATOR`; the hub's router refuses those before they get here).
+   * A redelivered deletion finds itself stored already and sends no second receipt.
+   */
+  async #onDeletion(envelope: Envelope): Promise<void> {
+    const target = envelope.deletes;
+    if (target === undefined) return; // parseEnvelope requires it for kind deletion
+    if (this.#inbox.has(envelope.id)) return;
+    const outcome = await this.#inbox.purge(target, envelope.from);
+    if (outcome === 'not-originator') {
+      this.#log.warn({ id: envelope.id, deletes: target, from: envelope.from }, 'deletion from a country that did not send the message, refused');
+      await this.#queueReceipt(envelope.from, { of: envelope.id, status: 'rejected', reason: 'DELETION_NOT_ORIGINATOR' });
+      return;
+    }
+    const put = await this.#inbox.put(envelope);
+    this.#log.info({ id: envelope.id, deletes: target, from: envelope.from, outcome, reason: envelope.reason }, 'message deleted on its originator\'s order');
+    if (put === 'stored') await this.#queueReceipt(envelope.from, { of: target, status: 'deleted', ...(envelope.reason === undefined ? {} : { reason: envelope.reason }) });
   }
 
   /** A receipt from a recipient: record it in the status of the message it names. */

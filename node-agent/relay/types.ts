@@ -34,7 +34,10 @@ export const MessageDraftSchema = Type.Object(
     ),
     to: Type.Union([Type.Array(CountryCodeSchema, { minItems: 1, maxItems: MAX_RECIPIENTS, uniqueItems: true }), Type.Literal(ALL_COUNTRIES)]),
     priority: Type.Optional(Type.Union([Type.Literal('urgent'), Type.Literal('routine')])),
-    /** Restricted and confidential content travels end-to-end encrypted (not yet built in the agent: refused). */
+    /**
+     * Restricted and confidential bodies travel end-to-end encrypted: the agent encrypts `body` to
+     * the recipients' certificates (and its own), and sends no `subject`, which the hub could read.
+     */
     handling: Type.Optional(Type.Union([Type.Literal('public'), Type.Literal('restricted'), Type.Literal('confidential')])),
     /** For a deletion: the message every recipient must purge. */
     deletes: Type.Optional(Type.String({ pattern: '^[0-7][0-9A-HJKMNP-TV-Z]{25}$' })),
@@ -81,6 +84,8 @@ export type MessageStatus = Static<typeof MessageStatusSchema>;
 export interface InboxItem {
   id: string;
   envelope: Envelope;
+  /** The decrypted body of an `encrypted` envelope (restricted/confidential), decrypted here at delivery. */
+  plaintext?: string;
   receivedAt: string;
   ackedAt?: string;
 }

@@ -44,6 +44,14 @@ t.test('agent cli: send puts a message in the outbox and prints its id; status f
   t.match(JSON.parse(oneJson.stdout), { id: answer.id, state: 'queued', to: '*' });
 });
 
+t.test('agent cli: send --kind deletion names the message to purge and why', async (t) => {
+  const agent = await agentState(t);
+  const target = '01JD0000000000000000000000';
+  const sent = await runCli('ncbnet-agent', ['send', '--state', agent.state, '--to', 'DE', '--kind', 'deletion', '--deletes', target, '--reason', 'CCF_ORDER', '--body', 'wrong data', '--json']);
+  t.equal(sent.code, 0, sent.stderr);
+  t.match(agent.relay.outbox[0], { kind: 'deletion', to: ['DE'], deletes: target, reason: 'CCF_ORDER' });
+});
+
 t.test('agent cli: status without an id shows the agent, exit 69 while it is not ready', async (t) => {
   let broker = true;
   const agent = await agentState(t, { country: 'PT', readiness: () => ({ tunnel: true, broker }) });
