@@ -11,7 +11,9 @@ t.test('hub config: defaults fill an empty file, and the result is frozen', asyn
   t.equal(c.broker.deliverMaxAgeMs, 30 * 24 * 3600 * 1000, 'DELIVER keeps 30 days by default');
   t.equal(c.wireguard.overlayCidr, '10.77.0.0/16');
   t.equal(c.certificates.countryLifetimeMs, 7 * 24 * 3600 * 1000);
-  t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker));
+  t.equal(c.router.urgentDeadlineMs, 10 * 60 * 1000, 'urgent messages must be confirmed within 10 minutes by default');
+  t.equal(parseHubConfig({ router: { urgentDeadlineMs: 120_000 } }).router.urgentDeadlineMs, 120_000);
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker) && Object.isFrozen(c.router));
   t.same(await loadHubConfig(undefined), c, 'no file means defaults');
   t.equal(c.broker.host, '0.0.0.0');
   const wg = parseHubConfig({ wireguard: { enabled: true, endpoint: 'hub.example.org:51820', overlayCidr: '10.9.0.0/16' } });
@@ -38,6 +40,8 @@ t.test('hub config: every problem is listed at once with its path', async (t) =>
   };
   t.match(problemsOf({ wireguard: { enabled: true } }), [/hub\.wireguard\.endpoint: required/], 'enabled WireGuard needs the endpoint agents dial');
   t.match(problemsOf({ wireguard: { overlayCidr: '999.1.1.1/16' } }), [/overlayCidr: not an IPv4 network/]);
+  t.match(problemsOf({ router: { urgentDeadlineMs: 500, other: 1 } }), ['hub.router.other: unknown key', 'hub.router.urgentDeadlineMs: must be >= 1000 (got 500)']);
+  t.match(problemsOf({ router: { urgentDeadlineMs: '10m' } }), [/hub\.router\.urgentDeadlineMs: /], 'milliseconds, like every duration in hub.json');
   t.throws(() => parseHubConfig([]), { code: 'HUB_CONFIG_INVALID' }, 'not an object');
 });
 

@@ -55,6 +55,20 @@ export const HubConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    router: Type.Optional(
+      Type.Object(
+        {
+          urgentDeadlineMs: Type.Optional(
+            Type.Integer({
+              minimum: 1_000,
+              maximum: 12 * 3600_000,
+              description: 'an urgent message not confirmed by every recipient this long after routing is logged and counted (default 600000 = 10 min)',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     certificates: Type.Optional(
       Type.Object(
         { countryLifetimeMs: Type.Optional(Type.Integer({ minimum: 300_000, maximum: 397 * DAY_MS })) },
@@ -85,6 +99,7 @@ export interface HubConfig {
     readonly natsUrlForAgents: string | undefined;
   };
   readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
+  readonly router: { readonly urgentDeadlineMs: number };
   readonly certificates: { readonly countryLifetimeMs: number };
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -127,6 +142,10 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
       endpoint: c.wireguard?.endpoint,
       overlayCidr: c.wireguard?.overlayCidr ?? '10.77.0.0/16',
     }),
+    // 10 min: long enough for an agent's reconnect back-off and a tunnel blip, short enough that
+    // a red notice stuck for a country is seen within the hour. At most 12 h, because the watch
+    // forgets a message after 24 h (hub/router/urgent-watch.ts).
+    router: Object.freeze({ urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000 }),
     certificates: Object.freeze({ countryLifetimeMs: c.certificates?.countryLifetimeMs ?? 7 * DAY_MS }),
     log: Object.freeze({ level: c.log?.level ?? 'info' }),
   });

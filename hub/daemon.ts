@@ -22,6 +22,7 @@ import { readSnapshot, type RegistryChange } from './registry/registry.js';
 import { hubAddress } from './registry/overlay.js';
 import type { CountryRecord } from './registry/record.js';
 import { Router } from './router/router.js';
+import { UrgentWatch } from './router/urgent-watch.js';
 import { endpointsPath, type Endpoints } from './runtime.js';
 import { openHubServices, snapshotPath, type HubServices } from './services.js';
 import { identityPaths } from './state-init.js';
@@ -53,6 +54,7 @@ export class HubDaemon {
   #jsm: JetStreamManager | undefined;
   #services: HubServices | undefined;
   #router: Router | undefined;
+  #urgentWatch: UrgentWatch | undefined;
   #tunnel: HubTunnel | undefined;
   #firewall: HubFirewall | undefined;
   #countries: readonly CountryRecord[] = [];
@@ -81,6 +83,14 @@ export class HubDaemon {
 
   get tunnel(): HubTunnel | undefined {
     return this.#tunnel;
+  }
+
+  /**
+   * Urgent messages not confirmed within `router.urgentDeadlineMs`: `overdue()` is the gauge the
+   * metrics module will read (there is no metrics registry yet; until then the watch logs).
+   */
+  get urgentWatch(): UrgentWatch | undefined {
+    return this.#urgentWatch;
   }
 
   async start(): Promise<Endpoints> {
@@ -189,11 +199,16 @@ export class HubDaemon {
 
     const ca = this.#services.ca;
     const trust = { trustedRoots: [ca.root.toString('pem')], intermediates: [ca.issuer.toString('pem')] };
+    this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log });
+    this.#urgentWatch.start();
     this.#router = new Router({
       nc: this.#nc,
       directory: registry,
       log: this.#log,
       audit: this.#services.audit,
+      // The audit log is the hub's memory of what it routed: deletions are checked against it.
+      history: this.#services.audit,
+      urgent: this.#urgentWatch,
       // TLS does not read our CRL; the ledger does: a revoked sender's envelopes are refused here.
       verify: async (envelope) => {
         await verifyEnvelopeSignature(envelope, { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) });
@@ -223,6 +238,10 @@ export class HubDaemon {
     const steps: StopStep[] = [
       ['api', () => this.#services?.api.close()],
       ['router', () => this.#router?.stop()],
+      ['urgent watch', () => {
+        this.#urgentWatch?.stop();
+        return undefined;
+      }],
       ['audit', () => this.#services?.audit.close()],
       // The broker may listen on the tunnel's address: close the connection and the broker
       // before the tunnel goes, or the drain would wait on a dead interface.

@@ -24,20 +24,26 @@ const cc = fc.constantFrom(...CODES);
 const hex64 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'));
 
 /** Any valid set of fields a caller may append. */
-const fieldsArb: fc.Arbitrary<AuditFields> = fc.record(
-  {
-    event: fc.constantFrom(...AUDIT_EVENTS),
-    messageId: fc.option(fc.stringMatching(/^[0-7][0-9A-HJKMNP-TV-Z]{25}$/), { nil: null }),
-    from: cc,
-    to: fc.uniqueArray(cc, { maxLength: 5 }),
-    country: cc,
-    actor: fc.string({ minLength: 1, maxLength: 20 }),
-    code: fc.stringMatching(/^[A-Z][A-Z0-9_]{0,20}$/),
-    problems: fc.array(fc.string({ maxLength: 40 }), { maxLength: 4 }),
-    envelopeSha256: hex64,
-  },
-  { requiredKeys: ['event'] },
-);
+const fieldsArb: fc.Arbitrary<AuditFields> = fc
+  .tuple(
+    fc.record(
+      {
+        event: fc.constantFrom(...AUDIT_EVENTS),
+        messageId: fc.option(fc.stringMatching(/^[0-7][0-9A-HJKMNP-TV-Z]{25}$/), { nil: null }),
+        from: cc,
+        to: fc.uniqueArray(cc, { maxLength: 5 }),
+        country: cc,
+        actor: fc.string({ minLength: 1, maxLength: 20 }),
+        code: fc.stringMatching(/^[A-Z][A-Z0-9_]{0,20}$/),
+        problems: fc.array(fc.string({ maxLength: 40 }), { maxLength: 4 }),
+        envelopeSha256: hex64,
+      },
+      { requiredKeys: ['event'] },
+    ),
+    fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }),
+  )
+  // `seqs` holds one DELIVER sequence per recipient, so it can only come with `to`.
+  .map(([fields, firstSeq]) => (firstSeq === undefined || fields.to === undefined ? fields : { ...fields, seqs: fields.to.map((_, i) => firstSeq + i) }));
 
 function chainOf(fields: readonly AuditFields[], start = Date.parse('2025-01-01T00:00:00Z')): AuditRecord[] {
   const out: AuditRecord[] = [];
@@ -61,6 +67,7 @@ function altered(r: AuditRecord, key: string, salt: number): Record<string, unkn
   else if (key === 'from' || key === 'country') copy[key] = old === 'FR' ? 'DE' : 'FR';
   else if (key === 'to') copy[key] = Array.isArray(old) && old.includes('FR') ? [] : ['FR'];
   else if (key === 'problems') copy[key] = [...(Array.isArray(old) ? (old as string[]) : []), 'x'];
+  else if (key === 'seqs') copy[key] = (old as number[]).length === 0 ? [1] : (old as number[]).map((n) => n + 1 + salt);
   else if (key === 'messageId') copy[key] = old === null ? newUlid() : null;
   else copy[key] = `${String(old)}X`;
   return copy;
@@ -111,6 +118,16 @@ t.test('audit: chainNext refuses bad fields, listing every problem', async (t) =
   t.throws(() => chainNext(EMPTY_TAIL, { event: 'routed', from: 'UK', to: ['FR', 'FX'] }), { code: 'AUDIT_RECORD_INVALID', message: /fields\.from: not an assigned.*fields\.to\[1\]/ });
   t.throws(() => chainNext(EMPTY_TAIL, { event: 'routed', body: 'secret' } as unknown as AuditFields), { code: 'AUDIT_RECORD_INVALID', message: /fields\.body: unknown key/ });
   t.throws(() => chainNext({ seq: -1, hash: 'zz' }, { event: 'routed' }), { code: 'AUDIT_RECORD_INVALID', message: /prev\.seq.*prev\.hash/ });
+});
+
+t.test('audit: seqs (DELIVER sequences of a routed record) line up with to; records without them stay valid', async (t) => {
+  const withSeqs = chainNext(EMPTY_TAIL, { event: 'routed', messageId: newUlid(), from: 'FR', to: ['DE', 'IT'], seqs: [7, 8] });
+  t.same(withSeqs.seqs, [7, 8]);
+  const without = chainNext({ seq: 1, hash: withSeqs.hash }, { event: 'routed', messageId: newUlid(), from: 'FR', to: ['DE'] });
+  t.same(verifyChain([withSeqs, without]), { ok: true, count: 2 }, 'old and new records chain together');
+  t.throws(() => chainNext(EMPTY_TAIL, { event: 'routed', to: ['DE', 'IT'], seqs: [7] }), { code: 'AUDIT_RECORD_INVALID', message: /fields\.seqs: must hold one sequence per recipient in to \(got 1 for 2 recipients\)/ });
+  t.throws(() => chainNext(EMPTY_TAIL, { event: 'routed', seqs: [7] }), { code: 'AUDIT_RECORD_INVALID', message: /fields\.seqs: .*for no recipients/ });
+  t.throws(() => chainNext(EMPTY_TAIL, { event: 'routed', to: ['DE'], seqs: [0] }), { code: 'AUDIT_RECORD_INVALID', message: /fields\.seqs\[0\]: must be >= 1/ });
 });
 
 t.test('audit: problems keep the path and the problem, never the quoted value', async (t) => {

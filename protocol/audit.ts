@@ -58,6 +58,12 @@ const FIELD_SCHEMAS = {
   problems: Type.Optional(Type.Array(Type.String({ maxLength: 512 }), { maxItems: MAX_AUDIT_PROBLEMS })),
   /** SHA-256 of the envelope bytes as submitted: proves which message without keeping its content. */
   envelopeSha256: Type.Optional(Sha256Hex('SHA-256 of the envelope bytes')),
+  /**
+   * `routed` only: the DELIVER stream sequence of each stored copy, in `to` order. A deletion
+   * erases the copies by these numbers (DELIVER has no index by message id). Records written
+   * before this field existed have none; they stay valid.
+   */
+  seqs: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { maxItems: 256 })),
 };
 
 /** One audit record, version 1. Unknown keys are refused (they would be outside what is checked). */
@@ -146,6 +152,10 @@ export function chainNext(prev: ChainTail, fields: AuditFields, at: Date = new D
   cleaned.to?.forEach((cc, i) => {
     if (!isCountryCode(cc)) problems.push(`fields.to[${i}]: not an assigned ISO 3166-1 code (got ${describeValue(cc)})`);
   });
+  // One sequence per copy: a list that does not line up with `to` could not say which copy is which.
+  if (cleaned.seqs !== undefined && cleaned.seqs.length !== (cleaned.to?.length ?? -1)) {
+    problems.push(`fields.seqs: must hold one sequence per recipient in to (got ${cleaned.seqs.length} for ${cleaned.to?.length ?? 'no'} recipients)`);
+  }
   if (!Number.isSafeInteger(prev.seq) || prev.seq < 0) problems.push(`prev.seq: must be a non-negative integer (got ${describeValue(prev.seq)})`);
   if (!new RegExp(HEX64).test(prev.hash)) problems.push(`prev.hash: must be 64 lower-case hex digits (got ${describeValue(prev.hash)})`);
   if (problems.length > 0) throw new AuditError(AUDIT_RECORD_INVALID, `audit record is invalid: ${problems.join('; ')}`);

@@ -215,8 +215,10 @@ export class AuditLog {
   /** Every valid record about message `id`, in order. Throws `AUDIT_BAD_MESSAGE_ID`, `AUDIT_UNAVAILABLE`. */
   async forMessage(id: string): Promise<AuditRecord[]> {
     if (!isUlid(id)) throw new AuditLogError(AUDIT_BAD_MESSAGE_ID, `audit: not a message id (ULID) (got ${JSON.stringify(String(id).slice(0, 40))})`);
-    // A full scan: records are on one subject. Entries that are not valid records are skipped
-    // here; `verify` is what reports them.
+    // A full scan: records are on one subject. Fine for what calls it: an operator's `audit show`
+    // and the router's check of a deletion against its original, both rare; anything per message
+    // would need an index (a subject per message id, or a KV beside the stream). Entries that are
+    // not valid records are skipped here; `verify` is what reports them.
     const out: AuditRecord[] = [];
     for await (const entry of this.#scan()) {
       const value = decodeAuditRecord(entry.data);

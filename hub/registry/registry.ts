@@ -126,6 +126,11 @@ export class Registry {
     return this.get(code)?.status === 'active';
   }
 
+  /** Suspended: off the network for now, its backlog kept (the router sends it deletions only). */
+  isSuspended(code: string): boolean {
+    return this.get(code)?.status === 'suspended';
+  }
+
   /** Runs after every successful write, in order; a failing listener is logged, never undoes the write. */
   onChange(listener: Listener): void {
     this.#listeners.push(listener);

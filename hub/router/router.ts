@@ -4,50 +4,27 @@
  * `ncb.deliver.<TO>` with `Nats-Msg-Id: <id>.<TO>`. The SUBMIT message is acked only after every
  * copy is acked by JetStream, so a crash in between means a redelivery, and DELIVER's duplicate
  * window drops the copies already stored. A refused submission is answered on `ncb.event.<SENDER>`
- * and terminated; it never stops the loop.
- *
- * Not yet here (later issues): signature and handling-code checks, the audit record.
+ * and terminated; it never stops the loop. A `deletion` from a message's originator goes to that
+ * message's recipients and erases the hub's stored copies (`deletion.ts`); urgent messages are
+ * watched until every recipient confirms (`urgent-watch.ts`).
  */
 import { envelopeDigest, type AuditFields } from '../../protocol/audit.js';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { isCountryCode } from '../../protocol/country.js';
-import { EnvelopeError, MAX_ENVELOPE_BYTES, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
+import type { Envelope } from '../../protocol/envelope.js';
 import { CodedError } from '../../protocol/errors.js';
 import { DELIVER_STREAM, SUBMIT_STREAM, countryOfSubject, subjects } from '../../protocol/subjects.js';
-import { describeValue } from '../../protocol/validate.js';
 import { ROUTER_CONSUMER, ensureRouterConsumer } from '../broker/streams.js';
+import { checkSubmission, resolveRecipients, type RecipientDirectory, type RouteDecision, type SubmissionCheck } from './decide.js';
+import { eraseCopies, planDeletion, type MessageHistory } from './deletion.js';
+import { ROUTER_BAD_SUBJECT, ROUTER_DELIVERY_FAILED, ROUTER_START_FAILED, RouterError } from './errors.js';
+import type { UrgentWatch } from './urgent-watch.js';
 
-/** The envelope's `from` is not the country whose subject it was submitted on. */
-export const ROUTER_SENDER_MISMATCH = 'ROUTER_SENDER_MISMATCH';
-/** The submitting country is not an active member (e.g. revoked, and its connection not yet dropped). */
-export const ROUTER_SENDER_INACTIVE = 'ROUTER_SENDER_INACTIVE';
-/** A listed recipient is not an active member; nothing is delivered. */
-export const ROUTER_UNKNOWN_RECIPIENT = 'ROUTER_UNKNOWN_RECIPIENT';
-/** `to: '*'` and no other country is active. */
-export const ROUTER_NO_RECIPIENTS = 'ROUTER_NO_RECIPIENTS';
-/** `expires` had passed when the router took the envelope. */
-export const ROUTER_EXPIRED = 'ROUTER_EXPIRED';
-/** The SUBMIT subject names no country, so there is nobody to answer. */
-export const ROUTER_BAD_SUBJECT = 'ROUTER_BAD_SUBJECT';
-/** Some copies were not stored in DELIVER; the submission is retried. */
-export const ROUTER_DELIVERY_FAILED = 'ROUTER_DELIVERY_FAILED';
-/** The router could not bind to its consumer. */
-export const ROUTER_START_FAILED = 'ROUTER_START_FAILED';
-
-/** A failure of the router itself (not of a submission, which is answered with a {@link RejectionEvent}). */
-export class RouterError extends CodedError {}
-
-/** Most problem lines sent back in one rejection. */
-const MAX_PROBLEMS = 32;
-
-/** Who may send and receive: the registry's view of active members. */
-export interface RecipientDirectory {
-  isActive(country: string): boolean;
-  activeCountries(): readonly string[];
-}
+export * from './decide.js';
+export * from './errors.js';
+export type { MessageHistory } from './deletion.js';
 
 /** Metric callbacks; the metrics module turns them into series (no prom-client here). */
 export interface RouterStats {
@@ -67,54 +44,6 @@ export interface RejectionEvent {
   problems: string[];
 }
 
-/** What {@link decideRoute} concluded about one submission. */
-export type RouteDecision =
-  | { ok: true; envelope: Envelope; recipients: string[] }
-  | { ok: false; id: string | null; code: string; problems: string[] };
-
-/** Options of {@link decideRoute}. */
-export interface DecideOptions {
-  maxEnvelopeBytes?: number;
-  /** Current time in ms (default Date.now()). */
-  nowMs?: number;
-}
-
-/**
- * Decides what to do with the bytes `sender` submitted (pure): refuse with a code and problems, or
- * deliver to these recipients. All or nothing: one unknown recipient refuses the whole submission,
- * so the sender learns of it and nobody gets a message whose recipient list was not honoured.
- */
-export function decideRoute(sender: string, data: Uint8Array, directory: RecipientDirectory, opts: DecideOptions = {}): RouteDecision {
-  let envelope: Envelope;
-  try {
-    envelope = parseEnvelope(data, { maxBytes: opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
-  } catch (err) {
-    if (!(err instanceof EnvelopeError)) throw err;
-    return refuse(err.envelopeId ?? null, err.code, err.problems);
-  }
-  const id = envelope.id;
-  if (envelope.from !== sender) {
-    return refuse(id, ROUTER_SENDER_MISMATCH, [`from: must be the submitting country ${sender} (got ${describeValue(envelope.from)})`]);
-  }
-  if (!directory.isActive(sender)) return refuse(id, ROUTER_SENDER_INACTIVE, [`from: not an active member country (got ${describeValue(sender)})`]);
-  if (envelope.expires !== undefined && Date.parse(envelope.expires) <= (opts.nowMs ?? Date.now())) {
-    return refuse(id, ROUTER_EXPIRED, [`expires: already passed when routed (got ${describeValue(envelope.expires)})`]);
-  }
-  if (envelope.to === '*') {
-    // The directory is trusted but its output becomes subjects: keep only real codes, once each.
-    const recipients = [...new Set(directory.activeCountries())].filter((cc) => cc !== sender && isCountryCode(cc));
-    if (recipients.length === 0) return refuse(id, ROUTER_NO_RECIPIENTS, ['to: no active member country besides the sender (got "*")']);
-    return { ok: true, envelope, recipients };
-  }
-  const problems = envelope.to.flatMap((cc, i) => (directory.isActive(cc) ? [] : [`to[${i}]: not an active member country (got ${describeValue(cc)})`]));
-  if (problems.length > 0) return refuse(id, ROUTER_UNKNOWN_RECIPIENT, problems);
-  return { ok: true, envelope, recipients: [...envelope.to] };
-}
-
-function refuse(id: string | null, code: string, problems: readonly string[]): RouteDecision {
-  return { ok: false, id, code, problems: problems.slice(0, MAX_PROBLEMS) };
-}
-
 /** Options of {@link Router}. */
 export interface RouterOptions {
   /** The hub's own connection (its user may read SUBMIT and write DELIVER and events). */
@@ -128,6 +57,15 @@ export interface RouterOptions {
    * unrecorded.
    */
   audit?: { append(fields: AuditFields): Promise<unknown> };
+  /**
+   * The records of what was routed (the audit log), to check a deletion against its original:
+   * only the originator may delete, recipients are the original's, and its stored copies are
+   * found by the DELIVER sequences in its `routed` record. Without it a deletion is routed like a
+   * message, to the countries it names, unchecked, and no stored copy is erased (tests, tools).
+   */
+  history?: MessageHistory;
+  /** Told about every envelope routed, to raise urgent messages not confirmed in time. */
+  urgent?: Pick<UrgentWatch, 'routed'>;
   /**
    * Checks the envelope's signature (sender certificate chain, revocation, `from` = certificate's
    * country). A coded failure rejects the submission with that code; it is never delivered.
@@ -162,6 +100,7 @@ export class Router {
   readonly #log: Logger;
   readonly #stats: RouterStats;
   #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
   #isStopping = false;
@@ -184,6 +123,7 @@ export class Router {
     try {
       const jsm = await jetstreamManager(nc);
       await ensureRouterConsumer(jsm, ackWaitMs === undefined ? {} : { ackWaitMs });
+      this.#jsm = jsm;
       this.#js = jetstream(nc);
       const consumer = await this.#js.consumers.get(SUBMIT_STREAM, ROUTER_CONSUMER);
       messages = await consumer.consume({ max_messages: this.#opts.batchSize ?? 64 });
@@ -249,18 +189,26 @@ export class Router {
       return;
     }
     const log = this.#log.child({ country: sender });
-    let decision: RouteDecision;
+    const decideOpts = this.#opts.maxEnvelopeBytes === undefined ? {} : { maxEnvelopeBytes: this.#opts.maxEnvelopeBytes };
+    let checked: SubmissionCheck;
+    let recipients: string[] = [];
     try {
-      decision = decideRoute(sender, m.data, this.#opts.directory, this.#opts.maxEnvelopeBytes === undefined ? {} : { maxEnvelopeBytes: this.#opts.maxEnvelopeBytes });
+      checked = checkSubmission(sender, m.data, this.#opts.directory, decideOpts);
+      // A deletion's recipients are the original's, found once its signature holds (below).
+      if (checked.ok && !this.#isCheckedDeletion(checked.envelope)) {
+        const route = resolveRecipients(checked.envelope, this.#opts.directory);
+        if (route.ok) recipients = route.recipients;
+        else checked = route;
+      }
     } catch (err) {
       // A bug or a directory failure, not the sender's fault: retry rather than refuse.
       log.error({ err, seq: m.seq }, 'routing decision failed');
       m.nak(this.#retryDelayMs());
       return;
     }
-    if (decision.ok && this.#opts.verify) {
+    if (checked.ok && this.#opts.verify) {
       try {
-        await this.#opts.verify(decision.envelope);
+        await this.#opts.verify(checked.envelope);
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         if (typeof code !== 'string') {
@@ -268,29 +216,94 @@ export class Router {
           m.nak(this.#retryDelayMs());
           return;
         }
-        decision = { ok: false, id: decision.envelope.id, code, problems: [(err as Error).message] };
+        checked = { ok: false, id: checked.envelope.id, code, problems: [(err as Error).message] };
       }
     }
-    if (!decision.ok) {
-      await this.#reject(m, sender, decision, log);
+    if (!checked.ok) {
+      await this.#reject(m, sender, checked, log);
+      return;
+    }
+    const envelope = checked.envelope;
+    const history = this.#opts.history;
+    if (history !== undefined && envelope.kind === 'deletion') {
+      await this.#handleDeletion(m, envelope, history, startedMs, log);
       return;
     }
     try {
-      await this.#deliver(decision.envelope.id, decision.recipients, m.data);
-      await this.#opts.audit?.append({ event: 'routed', messageId: decision.envelope.id, from: sender, to: decision.recipients, envelopeSha256: envelopeDigest(m.data) });
+      const seqs = await this.#deliver(envelope.id, recipients, m.data);
+      await this.#opts.audit?.append({ event: 'routed', messageId: envelope.id, from: sender, to: recipients, seqs, envelopeSha256: envelopeDigest(m.data) });
     } catch (err) {
-      log.warn({ err, id: decision.envelope.id, seq: m.seq, redelivered: m.redelivered }, 'delivery failed, will retry');
+      log.warn({ err, id: envelope.id, seq: m.seq, redelivered: m.redelivered }, 'delivery failed, will retry');
       m.nak(this.#retryDelayMs());
       return;
     }
     // A lost ack means a redelivery within ack_wait, whose copies DELIVER drops as duplicates.
     m.ack();
-    const ms = performance.now() - startedMs;
-    this.#stats.onRouted(sender, decision.recipients, ms);
-    log.debug({ id: decision.envelope.id, to: decision.recipients.length, ms }, 'routed');
+    this.#routed(envelope, recipients, startedMs, log);
   }
 
-  async #deliver(id: string, recipients: readonly string[], data: Uint8Array): Promise<void> {
+  /** A deletion checked against its original: only with a {@link RouterOptions.history}. */
+  #isCheckedDeletion(envelope: Envelope): boolean {
+    return envelope.kind === 'deletion' && this.#opts.history !== undefined;
+  }
+
+  /**
+   * A deletion from a message's originator (see `deletion.ts`): erase the hub's stored copies of
+   * the original, deliver the deletion to the original's recipients still active, audit both the
+   * deletion (`routed`) and the fact (`deleted`), then ack. Every step is idempotent, so a crash or
+   * a failure anywhere means the whole deletion is retried.
+   */
+  async #handleDeletion(m: JsMsg, deletion: Envelope, history: MessageHistory, startedMs: number, log: Logger): Promise<void> {
+    const sender = deletion.from;
+    const original = deletion.deletes;
+    let recipients: string[];
+    try {
+      // parseEnvelope requires `deletes` on a deletion; planDeletion refuses one without it.
+      const records = original === undefined ? [] : await history.forMessage(original);
+      const plan = planDeletion(sender, deletion, records, this.#opts.directory);
+      if (!plan.ok) {
+        await this.#reject(m, sender, { ok: false, id: deletion.id, code: plan.code, problems: plan.problems }, log);
+        return;
+      }
+      recipients = plan.recipients;
+      if (plan.unlocated.length > 0) log.warn({ id: plan.original, to: plan.unlocated }, 'stored copies of a message to delete not located (routed before their sequences were recorded); they age out');
+      const erased = await eraseCopies(this.#jetstreamManager(), plan.original, plan.copies, log);
+      const seqs = await this.#deliver(deletion.id, recipients, m.data);
+      await this.#opts.audit?.append({ event: 'routed', messageId: deletion.id, from: sender, to: recipients, seqs, envelopeSha256: envelopeDigest(m.data) });
+      await this.#opts.audit?.append({ event: 'deleted', messageId: plan.original, from: sender, to: recipients, code: deletion.reason });
+      log.info({ id: plan.original, deletion: deletion.id, to: recipients, reason: deletion.reason, ...erased }, 'message deleted');
+    } catch (err) {
+      log.warn({ err, id: deletion.id, deletes: original, seq: m.seq, redelivered: m.redelivered }, 'deletion failed, will retry');
+      m.nak(this.#retryDelayMs());
+      return;
+    }
+    m.ack();
+    this.#routed(deletion, recipients, startedMs, log);
+  }
+
+  /** After the ack: stats, the urgent watch, the debug line. */
+  #routed(envelope: Envelope, recipients: readonly string[], startedMs: number, log: Logger): void {
+    const ms = performance.now() - startedMs;
+    this.#stats.onRouted(envelope.from, recipients, ms);
+    try {
+      this.#opts.urgent?.routed(envelope, recipients);
+    } catch (err) {
+      // The watch is an aid; a failure in it must not hold up routing.
+      log.error({ err, id: envelope.id }, 'urgent watch failed');
+    }
+    log.debug({ id: envelope.id, to: recipients.length, ms }, 'routed');
+  }
+
+  #jetstreamManager(): JetStreamManager {
+    if (this.#jsm === undefined) throw new RouterError(ROUTER_DELIVERY_FAILED, 'router: not started');
+    return this.#jsm;
+  }
+
+  /**
+   * Stores one copy per recipient and returns their DELIVER sequences in `recipients` order (for
+   * a copy already stored inside the duplicate window, the sequence of the stored one).
+   */
+  async #deliver(id: string, recipients: readonly string[], data: Uint8Array): Promise<number[]> {
     const js = this.#js;
     if (js === undefined) throw new RouterError(ROUTER_DELIVERY_FAILED, 'router: not started');
     const timeout = this.#opts.publishTimeoutMs ?? 5_000;
@@ -300,11 +313,17 @@ export class Router {
         js.publish(subjects.deliver(to), data, { msgID: `${id}.${to}`, timeout, expect: { streamName: DELIVER_STREAM } }),
       ),
     );
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const seqs: number[] = [];
+    const failed: PromiseRejectedResult[] = [];
+    for (const r of results) {
+      if (r.status === 'fulfilled') seqs.push(r.value.seq);
+      else failed.push(r);
+    }
     if (failed.length > 0) {
       const cause: unknown = failed[0]?.reason;
       throw new RouterError(ROUTER_DELIVERY_FAILED, `router: ${failed.length} of ${recipients.length} copies of ${id} not stored: ${String(cause)}`, { cause });
     }
+    return seqs;
   }
 
   async #reject(m: JsMsg, sender: string, decision: Extract<RouteDecision, { ok: false }>, log: Logger): Promise<void> {

@@ -297,3 +297,16 @@ t.test('router: a subject naming no country is dropped and counted; a failing di
     { component: 'router', country: 'FR', msg: 'routed' },
   ]);
 });
+
+t.test('router: without a history (no audit log) a deletion is routed like a message, unchecked, and nothing is erased', async (t) => {
+  const h = await hub(t);
+  const original = envelope({ to: ['DE', 'IT'] });
+  await h.js.publish(subjects.submit('FR'), encodeEnvelope(original));
+  await waitFor('the original routed', () => h.routed.length === 1);
+  const deletion = envelope({ kind: 'deletion', to: ['DE'], deletes: original.id, reason: 'DATA_INCORRECT' });
+  await h.js.publish(subjects.submit('FR'), encodeEnvelope(deletion));
+  await waitFor('the deletion routed', async () => h.routed.length === 2 && (await h.submitEmpty()));
+  t.same(h.routed[1], { from: 'FR', to: ['DE'] }, 'to the countries it names');
+  t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 2, 'ncb.deliver.IT': 1 }, 'the stored copies of the original stay');
+  t.same(h.events, []);
+});
