@@ -52,9 +52,9 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
   const tokens = await EnrollmentTokens.open(ca.paths.tokens, ca.rootFingerprint);
   const kv = await new Kvm(o.nc).create(REGISTRY_BUCKET, { history: 10, replicas: o.replicas ?? 1, storage: 'file' });
   const registry = await Registry.open({ kv, snapshotPath: snapshotPath(o.stateDir), log: o.log.child({ component: 'registry' }) });
-  const enrollment = new EnrollmentService({ ca, tokens, registry, network: o.network, countryLifetimeMs: o.config.certificates.countryLifetimeMs, log: o.log.child({ component: 'enrollment' }) });
   const audit = await AuditLog.open({ nc: o.nc, log: o.log.child({ component: 'audit' }), ...(o.replicas ? { replicas: o.replicas } : {}) });
-  const admin = new AdminService({ ca, tokens, registry, log: o.log.child({ component: 'admin' }) });
+  const enrollment = new EnrollmentService({ ca, tokens, registry, network: o.network, countryLifetimeMs: o.config.certificates.countryLifetimeMs, log: o.log.child({ component: 'enrollment' }), audit });
+  const admin = new AdminService({ ca, tokens, registry, log: o.log.child({ component: 'admin' }), audit });
   const paths = identityPaths(o.stateDir);
   const api = await buildApiServer({
     tls: { cert: await readFile(paths.hubCert, 'utf8'), key: await readFile(paths.hubKey, 'utf8'), ca: ca.root.toString('pem') },

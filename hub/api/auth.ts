@@ -51,10 +51,20 @@ export function operatorOnly(ca: CertificateAuthority) {
   return (req: FastifyRequest, _reply: unknown, next: (err?: Error) => void): void => {
     try {
       const caller = callerOf(req, ca, 'operator');
+      operators.set(req, caller.name);
       req.log.debug({ operator: caller.name, url: req.url }, 'operator request');
       next();
     } catch (err) {
       next(err as Error);
     }
   };
+}
+
+/** The operator each request passed {@link operatorOnly} as; a WeakMap, so nothing outlives its request. */
+const operators = new WeakMap<FastifyRequest, string>();
+
+/** The audit `actor` of a request that went through {@link operatorOnly}: `operator:<name>`. */
+export function operatorActor(req: FastifyRequest): string {
+  const name = operators.get(req);
+  return name === undefined ? 'operator' : `operator:${name}`;
 }

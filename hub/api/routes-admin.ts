@@ -6,7 +6,7 @@ import { MAX_TOKEN_TTL_MS } from '../../pki/tokens.js';
 import { CountryCodeSchema } from '../../protocol/country.js';
 import type { AdminService } from '../admin/service.js';
 import { CountryRecordSchema } from '../registry/record.js';
-import { operatorOnly } from './auth.js';
+import { operatorActor, operatorOnly } from './auth.js';
 import { ErrorSchema, type ApiApp } from './schemas.js';
 
 const CodeParams = Type.Object({ code: CountryCodeSchema }, { additionalProperties: false });
@@ -47,7 +47,7 @@ export function registerAdminRoutes(app: ApiApp, admin: AdminService, ca: Certif
             response: { 201: CountryRecordSchema, ...Refusals },
           },
         },
-        async (req, reply) => reply.status(201).send(await admin.addCountry(req.body.code, req.body.name)),
+        async (req, reply) => reply.status(201).send(await admin.addCountry(req.body.code, req.body.name, operatorActor(req))),
       );
       scope.get(
         '/countries/:code',
@@ -66,12 +66,12 @@ export function registerAdminRoutes(app: ApiApp, admin: AdminService, ca: Certif
             response: { 200: CountryRecordSchema, ...Refusals },
           },
         },
-        (req) => admin.suspend(req.params.code, req.body?.reason),
+        (req) => admin.suspend(req.params.code, req.body?.reason, operatorActor(req)),
       );
       scope.post(
         '/countries/:code/resume',
         { schema: { tags, security, summary: 'Resume a suspended country', params: CodeParams, response: { 200: CountryRecordSchema, ...Refusals } } },
-        (req) => admin.resume(req.params.code),
+        (req) => admin.resume(req.params.code, operatorActor(req)),
       );
       scope.post(
         '/countries/:code/revoke',
@@ -85,7 +85,7 @@ export function registerAdminRoutes(app: ApiApp, admin: AdminService, ca: Certif
             response: { 200: CountryRecordSchema, ...Refusals },
           },
         },
-        (req) => admin.revoke(req.params.code, parseReason(req.body.reason), req.body.note),
+        (req) => admin.revoke(req.params.code, parseReason(req.body.reason), req.body.note, operatorActor(req)),
       );
       scope.post(
         '/tokens',
@@ -98,7 +98,7 @@ export function registerAdminRoutes(app: ApiApp, admin: AdminService, ca: Certif
             response: { 201: Type.Object({ token: Type.String(), info: TokenInfoSchema }), ...Refusals },
           },
         },
-        async (req, reply) => reply.status(201).send(await admin.createToken(req.body.country, req.body.ttlMs)),
+        async (req, reply) => reply.status(201).send(await admin.createToken(req.body.country, req.body.ttlMs, operatorActor(req))),
       );
       done();
     },

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CertificateAuthority } from '../../pki/ca.js';
 import { AuditRecordSchema, type AuditRecord, type ChainVerdict } from '../../protocol/audit.js';
+import { CountryCodeSchema } from '../../protocol/country.js';
 import { operatorOnly } from './auth.js';
 import { ErrorSchema, type ApiApp } from './schemas.js';
 
@@ -9,6 +10,7 @@ import { ErrorSchema, type ApiApp } from './schemas.js';
 export interface AuditReader {
   verify(): Promise<ChainVerdict>;
   forMessage(id: string): Promise<AuditRecord[]>;
+  forCountry(code: string): Promise<AuditRecord[]>;
 }
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-7][0-9A-HJKMNP-TV-Z]{25}$', description: 'message id (ULID)' }) }, { additionalProperties: false });
@@ -40,6 +42,19 @@ export function registerAuditRoutes(app: ApiApp, audit: AuditReader, ca: Certifi
         '/audit/messages/:id',
         { schema: { tags, security, summary: 'The audit records of one message, in order', params: IdParams, response: { 200: Type.Array(AuditRecordSchema), ...Refusals } } },
         (req) => audit.forMessage(req.params.id),
+      );
+      scope.get(
+        '/audit/countries/:code',
+        {
+          schema: {
+            tags,
+            security,
+            summary: 'The membership records of one country (added, token created, enrolled, renewed, suspended, resumed, revoked), in order',
+            params: Type.Object({ code: CountryCodeSchema }, { additionalProperties: false }),
+            response: { 200: Type.Array(AuditRecordSchema), ...Refusals },
+          },
+        },
+        (req) => audit.forCountry(req.params.code),
       );
       done();
     },

@@ -227,6 +227,20 @@ export class AuditLog {
     return out;
   }
 
+  /**
+   * Every valid membership record about country `code` (added, token created, enrolled, renewed,
+   * suspended, resumed, revoked), in order: records whose `country` is `code`. Message traffic is
+   * not included (see {@link forMessage}). A full scan, as `forMessage`. Throws `AUDIT_UNAVAILABLE`.
+   */
+  async forCountry(code: string): Promise<AuditRecord[]> {
+    const out: AuditRecord[] = [];
+    for await (const entry of this.#scan()) {
+      const value = decodeAuditRecord(entry.data);
+      if (Value.Check(AuditRecordSchema, value) && value.country === code) out.push(value);
+    }
+    return out;
+  }
+
   /** Every entry from the first to the last present when the scan began, via an ordered consumer. */
   async *#scan(): AsyncGenerator<StoredEntry> {
     const fail = (what: string, err: unknown): AuditLogError =>

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { AUDIT_CHAIN_BROKEN, type AuditRecord, type ChainVerdict } from '../../protocol/audit.js';
+import { isCountryCode } from '../../protocol/country.js';
 import { isUlid } from '../../protocol/envelope.js';
 import { EXIT } from '../../protocol/exit-codes.js';
 import { formatTable } from '../../protocol/text-table.js';
@@ -17,9 +18,16 @@ function messageIdArg(id: string): string {
   return id;
 }
 
-const COLUMNS = ['seq', 'at', 'event', 'from', 'to', 'code'];
+/** Checks a country code while parsing, like {@link messageIdArg}. */
+function countryArg(code: string): string {
+  const upper = code.trim().toUpperCase();
+  if (!isCountryCode(upper)) throw new InvalidArgumentError(`not an ISO 3166-1 alpha-2 country code (got ${JSON.stringify(code)})`);
+  return upper;
+}
+
+const COLUMNS = ['seq', 'at', 'event', 'from', 'to', 'code', 'actor'];
 function row(r: AuditRecord): (string | number)[] {
-  return [r.seq, r.at, r.event, r.from ?? r.country ?? '', (r.to ?? []).join(','), r.code ?? ''];
+  return [r.seq, r.at, r.event, r.from ?? r.country ?? '', (r.to ?? []).join(','), r.code ?? '', r.actor ?? ''];
 }
 
 /**
@@ -45,14 +53,17 @@ export function registerAuditCommands(program: Command): void {
   withConnection(
     audit
       .command('show')
-      .addOption(new Option('--message <id>', 'message id (ULID)').argParser(messageIdArg).makeOptionMandatory())
-      .description('the audit records of one message'),
+      .addOption(new Option('--message <id>', 'message id (ULID): how the hub routed it').argParser(messageIdArg).conflicts('country'))
+      .addOption(new Option('--country <code>', 'country code: its membership events (added, enrolled, suspended, revoked…)').argParser(countryArg))
+      .description('the audit records of one message, or the membership events of one country'),
   ).action(
-    action(async (flags: Flags & { message: string }) => {
-      const id = flags.message;
-      const records = await adminRequest<AuditRecord[]>(await resolveConnection(flags), 'GET', `/v1/admin/audit/messages/${id}`);
+    action(async (flags: Flags & { message?: string; country?: string }) => {
+      if (flags.message === undefined && flags.country === undefined) throw new InvalidArgumentError('pass --message ID or --country CODE');
+      const path = flags.message !== undefined ? `/v1/admin/audit/messages/${flags.message}` : `/v1/admin/audit/countries/${flags.country ?? ''}`;
+      const records = await adminRequest<AuditRecord[]>(await resolveConnection(flags), 'GET', path);
       if (flags.json) return printJson(records);
-      print(records.length ? formatTable(COLUMNS, records.map(row)) : `no audit records for message ${id}`);
+      const what = flags.message !== undefined ? `message ${flags.message}` : `country ${flags.country ?? ''}`;
+      print(records.length ? formatTable(COLUMNS, records.map(row)) : `no audit records for ${what}`);
     }),
   );
 }

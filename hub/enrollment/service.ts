@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { recordEvent, type AuditAppender } from '../admin/service.js';
 import type { CertificateAuthority } from '../../pki/ca.js';
 import type { EnrollmentTokens } from '../../pki/tokens.js';
 import { hasCode } from '../../protocol/errors.js';
@@ -25,6 +26,8 @@ export interface EnrollmentServiceOptions {
   network: () => HubNetwork;
   countryLifetimeMs: number;
   log: Logger;
+  /** Enrollments and renewals are recorded in the audit log (see `recordEvent`). */
+  audit?: AuditAppender;
 }
 
 /**
@@ -71,6 +74,7 @@ export class EnrollmentService {
       await tokens.consume(req.token);
       await this.#revokeOthers(country, issued.serial);
       this.#o.log.info({ country, serial: issued.serial, overlayAddress }, 'country enrolled');
+      await recordEvent(this.#o.audit, this.#o.log, { event: 'enrolled', country, actor: `country:${country}` });
       return {
         v: 1,
         country,
@@ -108,6 +112,7 @@ export class EnrollmentService {
       }));
       await this.#revokeOthers(country, issued.serial);
       this.#o.log.info({ country, serial: issued.serial }, 'certificate renewed');
+      await recordEvent(this.#o.audit, this.#o.log, { event: 'renewed', country, actor: `country:${country}` });
       return { serial: issued.serial, notAfter: issued.notAfter.toISOString(), certificate: issued.pem, chain: issued.chainPem };
     });
   }

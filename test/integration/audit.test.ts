@@ -235,8 +235,10 @@ t.test('audit: admin API and `ncbnet audit verify|show` over operator mTLS', asy
   t.same(JSON.parse(json.out), { ok: true, count: 2 });
   const table = await cli('show', '--message', id);
   t.equal(table.code, 0, table.err);
-  t.match(table.out, /^seq\s+at\s+event\s+from\s+to\s+code\n\s*1\s+\S+\s+routed\s+FR\s+DE,IT\s*\n\s*2\s+\S+\s+deleted\s+FR\s+DE/);
+  t.match(table.out, /^seq\s+at\s+event\s+from\s+to\s+code\s+actor\n\s*1\s+\S+\s+routed\s+FR\s+DE,IT\s+hub-1\s*\n\s*2\s+\S+\s+deleted\s+FR\s+DE/);
   t.equal((await cli('show', '--message', 'nope')).code, 64, 'a bad id is a usage error');
+  t.equal((await cli('show')).code, 64, 'neither --message nor --country is a usage error');
+  t.equal((await cli('show', '--country', 'XX')).code, 64, 'an unassigned code is a usage error');
 
   const stored = await audit.forMessage(id);
   await forge(nc, { ...stored[1], seq: 3, prev: stored[1]?.hash, event: 'routed' });
@@ -246,4 +248,23 @@ t.test('audit: admin API and `ncbnet audit verify|show` over operator mTLS', asy
   const brokenJson = await cli('verify', '--json');
   t.equal(brokenJson.code, 65);
   t.match(JSON.parse(brokenJson.out), { ok: false, seq: 3 });
+
+  // Membership events: each operator action is recorded with the operator who made it.
+  t.equal((await httpsCall(`${url}/v1/admin/countries`, { ...operator, body: { code: 'PT', name: 'Portugal' } })).status, 201);
+  const token = await httpsCall(`${url}/v1/admin/tokens`, { ...operator, body: { country: 'PT' } });
+  t.equal(token.status, 201);
+  const tokenId = (token.json as { info: { id: string } }).info.id;
+  t.equal((await httpsCall(`${url}/v1/admin/countries/PT/revoke`, { ...operator, body: { reason: 'affiliationChanged', note: 'left' } })).status, 200);
+  const events = await httpsCall(`${url}/v1/admin/audit/countries/PT`, operator);
+  t.equal(events.status, 200, events.text);
+  t.match(events.json, [
+    { event: 'country-added', country: 'PT', actor: 'operator:admin' },
+    { event: 'token-created', country: 'PT', actor: 'operator:admin', code: `token-${tokenId}` },
+    { event: 'revoked', country: 'PT', actor: 'operator:admin', code: 'affiliationChanged', problems: ['note: left'] },
+  ]);
+  t.notOk(events.text.includes((token.json as { token: string }).token), 'the token secret is never recorded');
+  const byCountry = await cli('show', '--country', 'pt');
+  t.equal(byCountry.code, 0, byCountry.err);
+  t.match(byCountry.out, /country-added\s+PT\s+operator:admin/);
+  t.same((await httpsCall(`${url}/v1/admin/audit/countries/ES`, operator)).json, [], 'nothing about a country never touched');
 });
