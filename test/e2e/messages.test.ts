@@ -31,6 +31,7 @@ interface Json {
 }
 
 t.setTimeout(300_000);
+const root = t;
 
 const COUNTRIES = ['FR', 'DE', 'IT', 'BR'] as const;
 type Cc = (typeof COUNTRIES)[number];
@@ -155,6 +156,21 @@ t.test('a Red Notice from FR reaches every active country signed, and each sends
   t.equal((await local('DE', 'POST', `/v1/inbox/${id}/ack`)).status, 200);
   await waitFor('DE read receipt', async () => (await receipts('FR', id))['DE']?.state === 'read', 20_000, 100);
   t.match(await auditOf(id), [{ event: 'routed', from: 'FR', to: ['BR', 'DE', 'IT'].sort() }]);
+});
+
+t.test('a broadcast skips a suspended country; a country whose agent was away gets it when it returns', async (t) => {
+  t.equal((await admin('POST', '/countries/IT/suspend', { reason: 'maintenance of the NCB' })).status, 200);
+  t.equal(await agents.BR.stop(), 0, "BR's agent stops cleanly (SIGTERM)");
+  const id = await send('FR', { kind: 'notice', notice: { colour: 'yellow' }, to: '*', body: 'Missing person.' });
+  await waitFor('DE has it', async () => (await inbox('DE')).some((i) => i.id === id), 20_000, 100);
+  t.match(await auditOf(id), [{ event: 'routed', to: ['BR', 'DE'] }], 'expanded at routing time to the active countries');
+  t.same((await storedFor('IT')).filter((e) => e.id === id), [], 'nothing stored for the suspended IT');
+  // Owned by the file's test, not this subtest: a subtest's teardown would stop it at its end.
+  agents.BR = await startAgentProcess(root, states.BR, { localApi: { host: '127.0.0.1', port: 0 }, heartbeatIntervalMs: 1000 });
+  await waitFor('BR gets it on its return', async () => (await inbox('BR')).some((i) => i.id === id), 30_000, 200);
+  t.equal((await admin('POST', '/countries/IT/resume')).status, 200);
+  await waitFor('IT back', async () => (await local('IT', 'GET', '/readyz')).status === 200, 30_000, 200);
+  t.same((await inbox('IT')).filter((i) => i.id === id), [], 'and IT does not get it after its return either');
 });
 
 t.test('a diffusion FR → DE, IT reaches only DE and IT; nothing for BR is ever stored', async (t) => {
