@@ -1,6 +1,8 @@
 // Enrollment and renewal bodies and the bundle the hub answers with: the wire contract between
 // hub and agent, so it lives here where both may import it (hub and node-agent never import each other).
+import { createHash } from 'node:crypto';
 import Type, { type Static } from 'typebox';
+import { canonicalize } from './jcs.js';
 import { CountryCodeSchema } from './country.js';
 
 /** A WireGuard public key: base64 of 32 bytes (the last character carries only 4 bits, hence the class). */
@@ -71,3 +73,14 @@ export const RenewResponseSchema = Type.Object(
   { additionalProperties: false },
 );
 export type RenewResponse = Static<typeof RenewResponseSchema>;
+
+/**
+ * The digest that says which firewall policy is in force: SHA-256 (hex) of the RFC 8785 canonical
+ * JSON of the {@link Policy}. An agent reports it in its heartbeat (`policyHash`) for the policy it
+ * applied; the hub computes it for the policy it would hand out now; equal means in sync
+ * (`ncbnet_policy_in_sync`). A digest of the policy rather than of the nftables text, because the
+ * text also holds agent-local choices (interface name) the hub does not know.
+ */
+export function policyDigest(policy: Policy): string {
+  return createHash('sha256').update(canonicalize(policy), 'utf8').digest('hex');
+}

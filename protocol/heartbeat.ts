@@ -22,7 +22,7 @@ export const HeartbeatSchema = Type.Object(
     ),
     certSerial: Type.String({ maxLength: 40 }),
     certNotAfter: Type.String({ format: 'date-time' }),
-    /** SHA-256 of the nftables ruleset in force, or null when the firewall is off. */
+    /** `policyDigest` (protocol/bundle.ts) of the firewall policy in force, or null when the firewall is off. */
     policyHash: Type.Union([Type.String({ pattern: '^[0-9a-f]{64}$' }), Type.Null()]),
     outboxDepth: Type.Integer({ minimum: 0 }),
   },

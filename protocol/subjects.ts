@@ -30,8 +30,11 @@ export const subjects = {
   deliverAll: 'ncb.deliver.*',
   heartbeat: (country: string) => `ncb.heartbeat.${cc(country)}`,
   heartbeatAll: 'ncb.heartbeat.*',
-  /** Hub → CC events: policy, CRL, probes. */
+  /** Hub → CC events: rejections, probes (`protocol/probe.ts`), later policy and CRL. */
   event: (country: string) => `ncb.event.${cc(country)}`,
+  /** CC → hub: answers to the hub's synthetic probes (`protocol/probe.ts`). */
+  probe: (country: string) => `ncb.probe.${cc(country)}`,
+  probeAll: 'ncb.probe.*',
   query: (service: string) => {
     if (!SERVICE_PATTERN.test(service)) throw new SubjectError(SUBJECT_BAD_SERVICE, `subject: not a service name (got ${JSON.stringify(service)})`);
     return `ncb.query.${service}`;
@@ -47,7 +50,7 @@ export function deliverConsumer(country: string): string {
 }
 
 /** The country in `ncb.<kind>.<CC>`, or undefined when the subject is not one. */
-export function countryOfSubject(subject: string, kind: 'submit' | 'deliver' | 'heartbeat' | 'event'): string | undefined {
+export function countryOfSubject(subject: string, kind: 'submit' | 'deliver' | 'heartbeat' | 'event' | 'probe'): string | undefined {
   const prefix = `ncb.${kind}.`;
   if (!subject.startsWith(prefix)) return undefined;
   const rest = subject.slice(prefix.length);
