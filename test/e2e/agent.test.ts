@@ -5,16 +5,13 @@
 import t from 'tap';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initHubState } from '../../hub/state-init.js';
-import { readToken } from '../../node-agent/local-api/tokens.js';
 import { show } from '../../system/wg.js';
 import { listTable } from '../../system/nft.js';
 import { runCliIn } from '../helpers/cli.js';
-import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
-import { canConnectTcp, createNetnsLab, netnsSkipReason, pollUntil } from '../helpers/netns.js';
-import { tempDir } from '../helpers/tmpdir.js';
+import { startAgentProcess, startHubProcess } from '../helpers/daemon-process.js';
+import { canConnectTcp, netnsSkipReason, pollUntil } from '../helpers/netns.js';
+import { HUB_UNDERLAY, startNetnsNetwork } from '../helpers/netns-network.js';
 import { waitFor } from '../helpers/wait.js';
-import type { AgentEndpoints } from '../../node-agent/runtime.js';
 
 interface Json {
   [k: string]: unknown;
@@ -43,58 +40,19 @@ t.setTimeout(420_000);
 t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across agent and hub outages', { skip: netnsSkipReason() }, async (t) => {
   // Daemons restarted inside a subtest belong to this test: a subtest's teardown would stop them.
   const top = t;
-  const lab = createNetnsLab(t);
-  const hubNs = await lab.ns('hub');
-  const octet = parseInt(lab.id.slice(0, 2), 16);
-  // The bridge is the underlay ("internet"); each country hangs off it with a veth.
-  const bridge = lab.ifname('br');
-  await lab.exec(hubNs, ['ip', 'link', 'add', bridge, 'type', 'bridge']);
-  await lab.exec(hubNs, ['ip', 'address', 'add', '10.200.0.1/24', 'dev', bridge]);
-  await lab.exec(hubNs, ['ip', 'link', 'set', bridge, 'up']);
   const countries = ['FR', 'DE'] as const;
-  const nsOf: Record<string, string> = {};
-  const linkAddress: Record<string, string> = {};
-  for (const [i, cc] of countries.entries()) {
-    const cns = await lab.ns(cc.toLowerCase());
-    nsOf[cc] = cns;
-    const { a } = await lab.veth({ ns: hubNs, address: `10.200.9.${i * 4 + 1}/30` }, { ns: cns, address: `10.200.0.${10 + i}/24` });
-    await lab.exec(hubNs, ['ip', 'address', 'flush', 'dev', a]);
-    await lab.exec(hubNs, ['ip', 'link', 'set', a, 'master', bridge]);
-    linkAddress[cc] = `10.202.${octet}.${i * 4 + 2}`;
-    await lab.rootLink(cns, `10.202.${octet}.${i * 4 + 1}/30`, `${linkAddress[cc]}/30`);
-  }
-
-  const hubState = await tempDir(t, 'ncbnet-agent-e2e-hub-');
-  await initHubState({ state: hubState, hubName: 'hub-1', sans: ['10.200.0.1', '10.77.0.1', '127.0.0.1', 'localhost'], operator: 'admin' });
-  const hubConfig = { api: { host: '0.0.0.0', port: 8443 }, broker: { port: 4222, monitorPort: 8222 }, wireguard: { enabled: true, interface: lab.ifname('hub'), listenPort: 51820, endpoint: '10.200.0.1:51820' } };
-  let hub = await startHubProcess(t, hubState, hubConfig, { netns: hubNs });
-  const hubCli = (...args: string[]) => runCliIn(hubNs, 'ncbnet', [...args, '--state', hubState, '--json']);
-
-  // Enrollment exactly as documented: operator CLI on the hub, agent CLI at each NCB.
-  const states: Record<string, string> = {};
+  const net = await startNetnsNetwork(t, { countries, check: (ok, message) => void t.ok(ok, message) });
+  const { lab, hubNs, hubState, hubConfig, nsOf, states, agents, tokens, hubCli } = net;
+  let hub = net.hub;
   for (const cc of countries) {
-    t.equal((await hubCli('country', 'add', cc, '--name', cc)).code, 0);
-    const tok = await hubCli('token', 'create', cc, '--ttl', '10m');
-    const token = (JSON.parse(tok.stdout) as { token: string }).token;
-    states[cc] = await tempDir(t, `ncbnet-agent-e2e-${cc.toLowerCase()}-`);
-    const r = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', 'https://10.200.0.1:8443', '--token', token, '--state', states[cc], '--country', cc, '--json']);
-    t.equal(r.code, 0, `${cc} enrolled: ${r.stderr}`);
-    const again = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', 'https://10.200.0.1:8443', '--token', token, '--state', states[cc]]);
-    t.equal(again.code, 73, 'a second enroll on an enrolled state dir is refused');
+    const token = (JSON.parse((await hubCli('token', 'create', cc, '--ttl', '10m')).stdout) as { token: string }).token;
+    const again = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', `https://${HUB_UNDERLAY}:8443`, '--token', token, '--state', states[cc] as string]);
+    t.equal(again.code, 73, `${cc}: a second enroll on an enrolled state dir is refused`);
     for (const key of ['identity/country.key', 'wireguard/private.key']) {
-      t.equal((await stat(join(states[cc], key))).mode & 0o777, 0o600, `${cc} ${key} is 0600`);
+      t.equal((await stat(join(states[cc] as string, key))).mode & 0o777, 0o600, `${cc} ${key} is 0600`);
     }
   }
-
-  const agentConfig = (cc: string) => ({ tunnel: { interface: lab.ifname(`w${cc.toLowerCase()}`) }, localApi: { host: linkAddress[cc], port: 8787 }, heartbeatIntervalMs: 1000 });
-  const agents: Record<string, DaemonProcess<AgentEndpoints>> = {};
-  const tokens: Record<string, string> = {};
-  for (const cc of countries) {
-    agents[cc] = await startAgentProcess(t, states[cc] as string, agentConfig(cc), { netns: nsOf[cc] });
-    tokens[cc] = await readToken(join(states[cc] as string, 'local-api.tokens'));
-  }
-  const ready = async (cc: string) => (await local(agents[cc]?.endpoints.localApiUrl as string, undefined, 'GET', '/readyz')).status === 200;
-  for (const cc of countries) await waitFor(`${cc} ready`, () => ready(cc), 60_000, 250);
+  const agentConfig = net.agentConfig;
 
   await t.test('tunnel up, broker only through the tunnel, firewall drops what the policy does not open', async (t) => {
     const fr = nsOf.FR as string;

@@ -9,7 +9,8 @@ import { typescriptLoader } from './cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Teardownable {
+/** What owns a daemon: it is stopped at the owner's teardown, and its log printed when the owner failed. */
+export interface DaemonOwner {
   teardown(fn: () => unknown): void;
   comment(...args: unknown[]): void;
   passing(): boolean;
@@ -36,7 +37,7 @@ interface DaemonSpec<E> {
   ready: () => Promise<(E & { pid: number }) | undefined>;
 }
 
-async function startDaemon<E>(t: Teardownable, spec: DaemonSpec<E>): Promise<DaemonProcess<E>> {
+async function startDaemon<E>(t: DaemonOwner, spec: DaemonSpec<E>): Promise<DaemonProcess<E>> {
   const timeoutMs = spec.timeoutMs ?? 30_000;
   const argv = [process.execPath, ...typescriptLoader(), spec.entry, ...spec.args];
   // `ip netns exec` execs the program in place, so the pid is the daemon's own.
@@ -82,14 +83,14 @@ async function startDaemon<E>(t: Teardownable, spec: DaemonSpec<E>): Promise<Dae
  * write its endpoints, and stops it at teardown if the test did not. Its log is printed when the
  * test fails.
  */
-export async function startHubProcess(t: Teardownable, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<Endpoints>> {
+export async function startHubProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<Endpoints>> {
   const configPath = join(stateDir, 'hub.json');
   await writeFile(configPath, JSON.stringify(config));
   return startDaemon(t, { label: 'hub', entry: 'hub/cli/main.ts', args: ['hub', 'run', '--state', stateDir, '--config', configPath], netns: opts.netns, timeoutMs: opts.timeoutMs, ready: () => readEndpoints(stateDir) });
 }
 
 /** Runs the real node agent on an enrolled `stateDir` with `config` (agent.json), like {@link startHubProcess}. */
-export async function startAgentProcess(t: Teardownable, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<AgentEndpoints>> {
+export async function startAgentProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<AgentEndpoints>> {
   const configPath = join(stateDir, 'agent.json');
   await writeFile(configPath, JSON.stringify(config));
   return startDaemon(t, {
