@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 BIN := node_modules/.bin
-DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl iputils-ping
+DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl iputils-ping prometheus
 # Binary each package provides, in the same order, to tell whether it is installed.
-DEB_BINS := nats-server wg wireguard-go nft ip openssl ping
+DEB_BINS := nats-server wg wireguard-go nft ip openssl ping promtool
 export npm_config_update_notifier := false
 
 .PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo demo-pki clean
@@ -22,6 +22,8 @@ deps: sysdeps node_modules
 
 # Installs only the packages whose binary is missing; wireguard-tools without recommends
 # (otherwise it pulls a kernel image). Needs root, which CI and the demo machines have.
+# prometheus is for promtool and for tests that start their own server: the service the package
+# enables and starts (on :9090) is stopped and disabled again.
 sysdeps:
 	@missing=""; debs=($(DEBS)); bins=($(DEB_BINS)); \
 	for i in "$${!debs[@]}"; do \
@@ -30,7 +32,12 @@ sysdeps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  case " $$missing " in *" prometheus "*) \
+	    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service; \
+	    elif [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null; update-rc.d prometheus disable >/dev/null; fi \
+	    || echo "warning: could not stop the prometheus service the package started" >&2;; \
+	  esac; \
 	fi
 
 node_modules: node_modules/.package-lock.json
