@@ -65,6 +65,7 @@ unit: node_modules
 
 bench: deps
 	$(BIN)/tsx bench/pki.ts
+	$(BIN)/tsx bench/metrics-scrape.ts
 
 # The network demo: hub + countries in network namespaces, real tunnels and broker (needs root).
 # DEMO_ONESHOT=1 runs the scenario once and exits 0 only if every message arrived.

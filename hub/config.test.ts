@@ -16,6 +16,10 @@ t.test('hub config: defaults fill an empty file, and the result is frozen', asyn
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker) && Object.isFrozen(c.router));
   t.same(await loadHubConfig(undefined), c, 'no file means defaults');
   t.equal(c.broker.host, '0.0.0.0');
+  t.same(c.metrics, { host: '127.0.0.1', port: 9464 }, '/metrics on loopback by default');
+  t.same(c.probes, { intervalMs: 30_000, timeoutMs: 5_000 });
+  t.same(c.heartbeats, { timeoutMs: 30_000 }, 'three agent heartbeats');
+  t.equal(parseHubConfig({ metrics: { port: 0 } }).metrics.port, 0, 'port 0 = any free port');
   const wg = parseHubConfig({ wireguard: { enabled: true, endpoint: 'hub.example.org:51820', overlayCidr: '10.9.0.0/16' } });
   t.equal(wg.broker.host, '10.9.0.1', 'with WireGuard on, the broker listens on the overlay only');
 });
@@ -42,6 +46,10 @@ t.test('hub config: every problem is listed at once with its path', async (t) =>
   t.match(problemsOf({ wireguard: { overlayCidr: '999.1.1.1/16' } }), [/overlayCidr: not an IPv4 network/]);
   t.match(problemsOf({ router: { urgentDeadlineMs: 500, other: 1 } }), ['hub.router.other: unknown key', 'hub.router.urgentDeadlineMs: must be >= 1000 (got 500)']);
   t.match(problemsOf({ router: { urgentDeadlineMs: '10m' } }), [/hub\.router\.urgentDeadlineMs: /], 'milliseconds, like every duration in hub.json');
+  const metricsProblems = problemsOf({ metrics: { host: '', port: 70000, path: '/x' } });
+  for (const p of ['hub.metrics.host: ', 'hub.metrics.port: must be <= 65535 (got 70000)', 'hub.metrics.path: unknown key']) t.ok(metricsProblems.some((m) => m.startsWith(p)), p);
+  t.match(problemsOf({ probes: { intervalMs: 1000, timeoutMs: 1000 } }), [/^hub\.probes\.timeoutMs: must be less than probes\.intervalMs \(1000\) \(got 1000\)$/], 'one probe in flight per country');
+  t.same(problemsOf({ probes: { intervalMs: 10_000 } }), [], 'the default timeout fits a shorter interval');
   t.throws(() => parseHubConfig([]), { code: 'HUB_CONFIG_INVALID' }, 'not an object');
 });
 

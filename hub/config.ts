@@ -8,6 +8,8 @@ import { HUB_CONFIG_INVALID, HUB_CONFIG_UNREADABLE, HubError } from './errors.js
 import { hubAddress } from './registry/overlay.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_PROBE_INTERVAL_MS = 30_000;
+const DEFAULT_PROBE_TIMEOUT_MS = 5_000;
 const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
 const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port' });
 
@@ -69,6 +71,34 @@ export const HubConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    metrics: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Type.String({ minLength: 1, description: 'address the plain-HTTP /metrics, /healthz and /readyz listener binds (default 127.0.0.1); not authenticated: the bind address is the access control' })),
+          port: Type.Optional(Port('port of /metrics (default 9464; 0 = any free port, written to run/endpoints.json)')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    probes: Type.Optional(
+      Type.Object(
+        {
+          intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3600_000, description: 'how often every active country is probed (default 30000)' })),
+          timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000, description: 'a probe not answered this long after it was sent is missed (default 5000; less than intervalMs)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    heartbeats: Type.Optional(
+      Type.Object(
+        {
+          timeoutMs: Type.Optional(
+            Type.Integer({ minimum: 100, maximum: 3600_000, description: 'a connected country with no heartbeat for this long is logged disconnected (default 30000, three agent heartbeats)' }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     certificates: Type.Optional(
       Type.Object(
         { countryLifetimeMs: Type.Optional(Type.Integer({ minimum: 300_000, maximum: 397 * DAY_MS })) },
@@ -100,6 +130,9 @@ export interface HubConfig {
   };
   readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
   readonly router: { readonly urgentDeadlineMs: number };
+  readonly metrics: { readonly host: string; readonly port: number };
+  readonly probes: { readonly intervalMs: number; readonly timeoutMs: number };
+  readonly heartbeats: { readonly timeoutMs: number };
   readonly certificates: { readonly countryLifetimeMs: number };
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }
@@ -110,6 +143,12 @@ function semanticProblems(c: HubConfigInput): string[] {
   if (cidr !== undefined) {
     const base = cidr.split('/')[0] ?? '';
     if (isIP(base) !== 4) problems.push(`hub.wireguard.overlayCidr: not an IPv4 network (got ${JSON.stringify(cidr)})`);
+  }
+  const probeIntervalMs = c.probes?.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+  const probeTimeoutMs = c.probes?.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  if (probeTimeoutMs >= probeIntervalMs) {
+    // At most one probe per country in flight: the hub's memory stays bounded by the member count.
+    problems.push(`hub.probes.timeoutMs: must be less than probes.intervalMs (${probeIntervalMs}) (got ${probeTimeoutMs})`);
   }
   if (c.wireguard?.enabled && !c.wireguard.endpoint) {
     problems.push('hub.wireguard.endpoint: required when wireguard is enabled (the host:port agents dial)');
@@ -146,6 +185,12 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
     // a red notice stuck for a country is seen within the hour. At most 12 h, because the watch
     // forgets a message after 24 h (hub/router/urgent-watch.ts).
     router: Object.freeze({ urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000 }),
+    // Loopback by default: /metrics is plain HTTP without authentication, so who can reach the
+    // address is who can read it. 9464 is the port OpenTelemetry's Prometheus exporters use.
+    metrics: Object.freeze({ host: c.metrics?.host ?? '127.0.0.1', port: c.metrics?.port ?? 9464 }),
+    probes: Object.freeze({ intervalMs: c.probes?.intervalMs ?? DEFAULT_PROBE_INTERVAL_MS, timeoutMs: c.probes?.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS }),
+    // Agents beat every 10 s (node-agent/heartbeat.ts): three missed beats mean the country is gone.
+    heartbeats: Object.freeze({ timeoutMs: c.heartbeats?.timeoutMs ?? 30_000 }),
     certificates: Object.freeze({ countryLifetimeMs: c.certificates?.countryLifetimeMs ?? 7 * DAY_MS }),
     log: Object.freeze({ level: c.log?.level ?? 'info' }),
   });

@@ -5,11 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import type { Registry as PromRegistry } from 'prom-client';
 import { writeFileDurable } from '../pki/files.js';
 import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
 import { subjectDn } from '../protocol/identity.js';
 import { verifyEnvelopeSignature } from '../protocol/signature.js';
-import { countryOfSubject, subjects } from '../protocol/subjects.js';
 import { renderBrokerConfig } from './broker/config-render.js';
 import { pinnedCertHash } from './broker/pins.js';
 import { ensureCountryConsumer, ensureStreams } from './broker/streams.js';
@@ -18,6 +18,8 @@ import type { HubConfig } from './config.js';
 import { HUB_STATE_MISSING, HubError } from './errors.js';
 import type { HubNetwork } from './enrollment/service.js';
 import { HubFirewall } from './firewall/hub-firewall.js';
+import type { HubMetrics } from './metrics/hub-metrics.js';
+import { HubObservability } from './metrics/observability.js';
 import { readSnapshot, type RegistryChange } from './registry/registry.js';
 import { hubAddress } from './registry/overlay.js';
 import type { CountryRecord } from './registry/record.js';
@@ -38,6 +40,13 @@ export interface HubDaemonOptions {
   stateDir: string;
   config: HubConfig;
   log: Logger;
+  /** The Prometheus registry `/metrics` serves (default: a new one; never prom-client's global). */
+  metricsRegistry?: PromRegistry;
+  /**
+   * How long scrape-time I/O results (connz, consumer list, `wg show`) are reused, default 2 s;
+   * 0 makes every scrape do its own I/O (the benchmark measures both).
+   */
+  metricsCacheMs?: number;
 }
 
 /**
@@ -63,10 +72,29 @@ export class HubDaemon {
   #isConnected = false;
   /** The client port in use once the broker first listened; later renders keep it (see start()). */
   #brokerPort: number | undefined;
+  readonly #obs: HubObservability;
+  readonly #metrics: HubMetrics;
 
   constructor(opts: HubDaemonOptions) {
     this.#o = opts;
     this.#log = opts.log;
+    // Built first so every service gets its stats hooks; what it reads at scrape time is filled
+    // in as start() goes (before that a scrape shows only the counters).
+    this.#obs = new HubObservability({
+      config: opts.config,
+      log: opts.log,
+      register: opts.metricsRegistry,
+      cacheMs: opts.metricsCacheMs,
+      countries: () => this.#services?.registry.list() ?? [],
+      brokerUp: () => this.#broker?.isRunning,
+      urgentOverdue: () => this.#urgentWatch?.overdue(),
+    });
+    this.#metrics = this.#obs.metrics;
+  }
+
+  /** The hub's metrics (its Prometheus registry is `metrics.register`). */
+  get metrics(): HubMetrics {
+    return this.#metrics;
   }
 
   get services(): HubServices | undefined {
@@ -85,10 +113,7 @@ export class HubDaemon {
     return this.#tunnel;
   }
 
-  /**
-   * Urgent messages not confirmed within `router.urgentDeadlineMs`: `overdue()` is the gauge the
-   * metrics module will read (there is no metrics registry yet; until then the watch logs).
-   */
+  /** Urgent messages not confirmed within `router.urgentDeadlineMs` (`overdue()` feeds `ncbnet_urgent_overdue`). */
   get urgentWatch(): UrgentWatch | undefined {
     return this.#urgentWatch;
   }
@@ -150,6 +175,7 @@ export class HubDaemon {
           pinnedCerts: this.#pins(hubPin),
         }),
     });
+    this.#broker.on('restart', () => this.#metrics.brokerRestarted());
     await this.#broker.start();
     // With port 0 (any free port) a restarted nats-server would come back elsewhere and every
     // client, the hub's own included, would lose it: keep the port it got the first time.
@@ -175,9 +201,12 @@ export class HubDaemon {
       log: this.#log,
       network: () => this.#network(overlayHub),
       readiness: () => this.#readiness(),
+      status: () => this.#obs.status(),
+      enrollmentStats: this.#metrics.enrollmentStats,
     });
     const registry = this.#services.registry;
     this.#countries = registry.list();
+    registry.onChange((change) => this.#obs.observe(change));
     registry.onChange((change) => this.#apply(change));
 
     // 3. Converge everything on the registry as it is now (repairs a crash mid-change).
@@ -199,7 +228,7 @@ export class HubDaemon {
 
     const ca = this.#services.ca;
     const trust = { trustedRoots: [ca.root.toString('pem')], intermediates: [ca.issuer.toString('pem')] };
-    this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log });
+    this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log, stats: this.#metrics.urgentStats });
     this.#urgentWatch.start();
     this.#router = new Router({
       nc: this.#nc,
@@ -209,23 +238,35 @@ export class HubDaemon {
       // The audit log is the hub's memory of what it routed: deletions are checked against it.
       history: this.#services.audit,
       urgent: this.#urgentWatch,
+      stats: this.#metrics.routerStats,
       // TLS does not read our CRL; the ledger does: a revoked sender's envelopes are refused here.
       verify: async (envelope) => {
         await verifyEnvelopeSignature(envelope, { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) });
       },
     });
     await this.#router.start();
-    this.#listenHeartbeats();
+    const broker = this.#broker;
+    const tunnel = this.#tunnel;
+    this.#obs.start({
+      nc: this.#nc,
+      jsm: this.#jsm,
+      registry,
+      monitorUrl: () => broker.monitorUrl,
+      wireguardPeers: tunnel ? () => tunnel.peers() : undefined,
+      policy: () => this.#network(overlayHub).policy,
+    });
 
     await this.#services.api.listen({ host: config.api.host, port: config.api.port });
     const apiPort = (this.#services.api.server.address() as AddressInfo).port;
     const natsPort = Number(new URL(this.#broker.url).port);
     if (this.#firewall) await this.#firewall.apply({ allowedTcpPorts: [natsPort, apiPort] });
+    const metricsUrl = await this.#obs.listen(() => this.#readiness());
     this.#endpoints = {
       pid: process.pid,
       apiUrl: `https://${localHost(config.api.host)}:${apiPort}`,
       natsUrl: this.#broker.url,
       monitorUrl: this.#broker.monitorUrl,
+      ...(metricsUrl === undefined ? {} : { metricsUrl }),
       startedAt: new Date().toISOString(),
     };
     await writeFileDurable(endpointsPath(stateDir), `${JSON.stringify(this.#endpoints, null, 2)}\n`, { mode: 0o644 });
@@ -237,6 +278,7 @@ export class HubDaemon {
   async stop(): Promise<void> {
     const steps: StopStep[] = [
       ['api', () => this.#services?.api.close()],
+      ['metrics and probes', () => this.#obs.stop()],
       ['router', () => this.#router?.stop()],
       ['urgent watch', () => {
         this.#urgentWatch?.stop();
@@ -253,27 +295,6 @@ export class HubDaemon {
     ];
     await stopInOrder(steps, this.#log);
     this.#log.info('hub stopped');
-  }
-
-  /**
-   * `ncb.heartbeat.<CC>` → the country's last seen time (the registry writes it at most once a
-   * minute). The broker already guarantees the subject's country is the sender.
-   */
-  #listenHeartbeats(): void {
-    const registry = this.#services?.registry;
-    if (!this.#nc || !registry) return;
-    const log = this.#log.child({ component: 'heartbeat' });
-    this.#nc.subscribe(subjects.heartbeatAll, {
-      callback: (err, msg) => {
-        if (err) {
-          log.error({ err }, 'heartbeat subscription failed');
-          return;
-        }
-        const country = countryOfSubject(msg.subject, 'heartbeat');
-        if (!country || !registry.isActive(country)) return;
-        registry.touch(country, new Date()).catch((e: unknown) => log.warn({ err: e, country }, 'could not record last seen'));
-      },
-    });
   }
 
   /** What the enrollment bundle tells agents about the hub. */
@@ -319,7 +340,8 @@ export class HubDaemon {
     return {
       broker: this.#broker?.isRunning ?? false,
       brokerConnection: this.#nc !== undefined && !this.#nc.isClosed() && this.#isConnected,
-      ...(this.#o.config.wireguard.enabled ? { tunnel: this.#tunnel !== undefined } : {}),
+      router: this.#router?.isRunning ?? false,
+      ...(this.#o.config.wireguard.enabled ? { tunnel: this.#tunnel?.isUp() ?? false } : {}),
     };
   }
 
@@ -352,3 +374,4 @@ export class HubDaemon {
     }
   }
 }
+

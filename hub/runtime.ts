@@ -13,6 +13,8 @@ export const EndpointsSchema = Type.Object({
   apiUrl: Type.String(),
   natsUrl: Type.String(),
   monitorUrl: Type.String(),
+  /** `http://HOST:PORT/metrics` (plain HTTP, also /healthz and /readyz); absent when the listener could not start. */
+  metricsUrl: Type.Optional(Type.String()),
   startedAt: Type.String(),
 });
 export type Endpoints = Static<typeof EndpointsSchema>;

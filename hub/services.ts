@@ -8,10 +8,11 @@ import { EnrollmentTokens } from '../pki/tokens.js';
 import { AdminService } from './admin/service.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { ReadinessCheck } from './api/routes-health.js';
+import type { StatusSource } from './api/routes-status.js';
 import type { ApiApp } from './api/schemas.js';
 import { buildApiServer } from './api/server.js';
 import type { HubConfig } from './config.js';
-import { EnrollmentService, type HubNetwork } from './enrollment/service.js';
+import { EnrollmentService, type EnrollmentStats, type HubNetwork } from './enrollment/service.js';
 import { Registry, REGISTRY_BUCKET } from './registry/registry.js';
 import { identityPaths } from './state-init.js';
 
@@ -22,6 +23,10 @@ export interface HubServicesOptions {
   log: Logger;
   network: () => HubNetwork;
   readiness: ReadinessCheck;
+  /** `GET /v1/admin/status` (the daemon's collectors). */
+  status?: StatusSource;
+  /** Counting hooks for enrollments and renewals (the daemon's metrics). */
+  enrollmentStats?: EnrollmentStats;
   /** Replicas of the registry bucket (1 on one hub; 3 in a cluster). */
   replicas?: number;
 }
@@ -53,7 +58,7 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
   const kv = await new Kvm(o.nc).create(REGISTRY_BUCKET, { history: 10, replicas: o.replicas ?? 1, storage: 'file' });
   const registry = await Registry.open({ kv, snapshotPath: snapshotPath(o.stateDir), log: o.log.child({ component: 'registry' }) });
   const audit = await AuditLog.open({ nc: o.nc, log: o.log.child({ component: 'audit' }), ...(o.replicas ? { replicas: o.replicas } : {}) });
-  const enrollment = new EnrollmentService({ ca, tokens, registry, network: o.network, countryLifetimeMs: o.config.certificates.countryLifetimeMs, log: o.log.child({ component: 'enrollment' }), audit });
+  const enrollment = new EnrollmentService({ ca, tokens, registry, network: o.network, countryLifetimeMs: o.config.certificates.countryLifetimeMs, log: o.log.child({ component: 'enrollment' }), audit, ...(o.enrollmentStats ? { stats: o.enrollmentStats } : {}) });
   const admin = new AdminService({ ca, tokens, registry, log: o.log.child({ component: 'admin' }), audit });
   const paths = identityPaths(o.stateDir);
   const api = await buildApiServer({
@@ -65,6 +70,7 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
     audit,
     registry,
     readiness: o.readiness,
+    status: o.status,
     log: o.log.child({ component: 'api' }),
   });
   return { ca, tokens, registry, enrollment, admin, audit, api };

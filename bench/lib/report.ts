@@ -85,3 +85,54 @@ export async function report(title: string, rows: readonly Row[], jsonPath: stri
   console.log(formatTable(headers, table));
   return md;
 }
+
+/** A latency benchmark row: each operation's time (ms), optionally its payload size, baseline and limits. */
+export interface LatencyRow {
+  figure: string;
+  latencies: number[];
+  /** Bytes each operation moved (the largest seen), when that matters. */
+  bytes?: number;
+  baseline?: string;
+  target?: { maxMs?: number; maxBytes?: number; label: string };
+}
+
+/**
+ * Prints and returns the markdown table of latency rows (median and p99 time, payload bytes, ratio
+ * of medians to the baseline measured in the same run, target met or not) and writes JSON. The
+ * target is met when the median is within `maxMs` and the payload within `maxBytes`; p99 is shown
+ * beside it.
+ */
+export async function reportLatency(title: string, rows: readonly LatencyRow[], jsonPath: string, note = ''): Promise<string> {
+  const byName = new Map(rows.map((r) => [r.figure, r]));
+  const sorted = (r: LatencyRow) => [...r.latencies].sort((a, b) => a - b);
+  const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const table = rows.map((row) => {
+    const lat = sorted(row);
+    const median = quantile(lat, 0.5);
+    const base = row.baseline ? byName.get(row.baseline) : undefined;
+    const isBaseline = rows.some((r) => r.baseline === row.figure);
+    const ratio = base ? `${(median / quantile(sorted(base), 0.5)).toFixed(1)}× "${base.figure}"` : isBaseline ? 'baseline' : '';
+    const t = row.target;
+    const isMet = t === undefined || ((t.maxMs === undefined || median <= t.maxMs) && (t.maxBytes === undefined || (row.bytes ?? 0) <= t.maxBytes));
+    return [row.figure, `${lat.length}`, ms(median), ms(quantile(lat, 0.99)), row.bytes === undefined ? '' : `${row.bytes}`, ratio, t === undefined ? '' : `${t.label} (${isMet ? 'met' : 'NOT met'})`];
+  });
+  const m = machine();
+  const headers = ['figure', 'samples', 'median ms', 'p99 ms', 'payload bytes', 'vs baseline (same run)', 'target'];
+  const md = [
+    `### ${title}`,
+    '',
+    `${m.date}, ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}.${note ? ` ${note}` : ''}`,
+    '',
+    `| ${headers.join(' | ')} |`,
+    `|${headers.map(() => '---').join('|')}|`,
+    ...table.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+  await mkdir(dirname(jsonPath), { recursive: true });
+  const json = rows.map((r) => {
+    const lat = sorted(r);
+    return { figure: r.figure, samples: lat.length, latencyMs: { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), max: lat[lat.length - 1] }, bytes: r.bytes, baseline: r.baseline, target: r.target };
+  });
+  await writeFile(jsonPath, JSON.stringify({ title, machine: m, note, rows: json }, null, 2));
+  console.log(formatTable(headers, table));
+  return md;
+}

@@ -13,6 +13,7 @@ import { registerDirectoryRoutes, type MemberRegistry } from './routes-directory
 import { registerEnrollRoutes } from './routes-enroll.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
 import { registerPkiRoutes } from './routes-pki.js';
+import { registerStatusRoutes, type StatusSource } from './routes-status.js';
 import type { ApiApp } from './schemas.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
@@ -26,6 +27,8 @@ export interface ApiServerOptions {
   /** The country registry, read by the member directory. */
   registry: MemberRegistry;
   readiness: ReadinessCheck;
+  /** `GET /v1/admin/status`; without it the route answers 503 (services without a daemon, tests). */
+  status?: StatusSource | undefined;
   log: Logger;
 }
 
@@ -61,6 +64,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
   registerAdminRoutes(app, opts.admin, opts.ca);
   registerAuditRoutes(app, opts.audit, opts.ca);
   registerDirectoryRoutes(app, opts.registry, opts.ca);
+  registerStatusRoutes(app, opts.ca, opts.status);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

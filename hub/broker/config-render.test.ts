@@ -59,6 +59,7 @@ t.test('broker config: each country gets exactly its own subjects, sorted and de
   t.same(fr.publish, [
     'ncb.submit.FR',
     'ncb.heartbeat.FR',
+    'ncb.probe.FR',
     'ncb.query.>',
     '$JS.API.CONSUMER.INFO.DELIVER.deliver-FR',
     '$JS.API.CONSUMER.MSG.NEXT.DELIVER.deliver-FR',

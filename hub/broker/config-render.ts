@@ -97,8 +97,8 @@ const PIN_PATTERN = /^[0-9a-f]{64}$/;
 const UNSAFE_CHARS = /["\\\u0000-\u001f\u007f]/;
 
 /**
- * What country CC may do, and nothing more (ARCHITECTURE, Broker): publish its submissions and
- * heartbeats and database queries; drive only its own pull consumer `deliver-CC` on DELIVER
+ * What country CC may do, and nothing more (ARCHITECTURE, Broker): publish its submissions,
+ * heartbeats, answers to the hub's probes (`protocol/probe.ts`) and database queries; drive only its own pull consumer `deliver-CC` on DELIVER
  * (consumer info, next message, acks — what a restricted pull consumer needs on 2.9.10); receive
  * its events and replies on its own inbox prefix `_INBOX_CC` (the client sets `inboxPrefix`).
  */
@@ -108,6 +108,7 @@ export function countryPermissions(country: string): SubjectPermissions {
     publish: [
       subjects.submit(country),
       subjects.heartbeat(country),
+      subjects.probe(country),
       subjects.queryAll,
       // JetStream API subjects are nats-server's, not ncbnet's: $JS.API.CONSUMER.<op>.<stream>.<consumer>.
       `$JS.API.CONSUMER.INFO.${DELIVER_STREAM}.${consumer}`,

@@ -7,6 +7,7 @@ import { registerAuditCommands } from './audit.js';
 import { registerCountryCommands, registerTokenCommands } from './country.js';
 import { registerHubCommands } from './hub-init.js';
 import { registerPkiCommands } from './pki.js';
+import { registerStatusCommand } from './status.js';
 
 const EXIT_HELP = `
 Exit codes:
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerCountryCommands(program);
   registerTokenCommands(program);
   registerAuditCommands(program);
+  registerStatusCommand(program);
   return program;
 }
 

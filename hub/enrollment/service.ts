@@ -19,6 +19,14 @@ export interface HubNetwork {
   policy: Policy;
 }
 
+/** Counting hooks; the metrics module turns them into series (no prom-client here). */
+export interface EnrollmentStats {
+  /** An enrollment finished: `ok`, or `refused` with the coded error's code (`failed` for an uncoded error, a bug). */
+  onEnroll(result: 'ok' | 'refused' | 'failed', code?: string): void;
+  /** Same for a renewal. */
+  onRenew(result: 'ok' | 'refused' | 'failed', code?: string): void;
+}
+
 export interface EnrollmentServiceOptions {
   ca: CertificateAuthority;
   tokens: EnrollmentTokens;
@@ -28,6 +36,21 @@ export interface EnrollmentServiceOptions {
   log: Logger;
   /** Enrollments and renewals are recorded in the audit log (see `recordEvent`). */
   audit?: AuditAppender;
+  stats?: EnrollmentStats;
+}
+
+/** Calls `count` with the outcome of `run` and passes the outcome on. */
+async function counted<T>(run: () => Promise<T>, count: ((result: 'ok' | 'refused' | 'failed', code?: string) => void) | undefined): Promise<T> {
+  let value: T;
+  try {
+    value = await run();
+  } catch (err) {
+    if (hasCode(err)) count?.('refused', err.code);
+    else count?.('failed');
+    throw err;
+  }
+  count?.('ok');
+  return value;
 }
 
 /**
@@ -45,7 +68,11 @@ export class EnrollmentService {
     this.#o = opts;
   }
 
-  async enroll(req: EnrollRequest): Promise<Bundle> {
+  enroll(req: EnrollRequest): Promise<Bundle> {
+    return counted(() => this.#enroll(req), this.#o.stats?.onEnroll.bind(this.#o.stats));
+  }
+
+  async #enroll(req: EnrollRequest): Promise<Bundle> {
     const { tokens, registry, ca } = this.#o;
     const country = tokens.verify(req.token).country;
     return this.#locked(country, async () => {
@@ -96,7 +123,11 @@ export class EnrollmentService {
    * mTLS. Only the registry's current serial may renew: a superseded or revoked certificate
    * cannot mint a new one.
    */
-  async renew(country: string, presentedSerial: string, csr: string): Promise<RenewResponse> {
+  renew(country: string, presentedSerial: string, csr: string): Promise<RenewResponse> {
+    return counted(() => this.#renew(country, presentedSerial, csr), this.#o.stats?.onRenew.bind(this.#o.stats));
+  }
+
+  async #renew(country: string, presentedSerial: string, csr: string): Promise<RenewResponse> {
     return this.#locked(country, async () => {
       const record = this.#o.registry.require(country);
       if (record.status !== 'active' || record.certSerial !== presentedSerial) {

@@ -32,6 +32,12 @@ export interface RouterStats {
   onRouted(from: string, to: readonly string[], ms: number): void;
   /** A submission was refused; `from` is undefined when the subject named no country. */
   onRejected(from: string | undefined, code: string): void;
+  /**
+   * A receipt (`kind: 'receipt'`) was routed, after {@link onRouted}: the metrics module reads
+   * delivery times from `delivered` receipts (their `receipt.of` is a ULID carrying the original's
+   * creation time, their `created` is when the recipient stored it).
+   */
+  onReceipt?(receipt: Envelope): void;
 }
 
 /** Published on `ncb.event.<SENDER>` when a submission is refused. */
@@ -104,11 +110,17 @@ export class Router {
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
   #isStopping = false;
+  #hasEnded = false;
 
   constructor(opts: RouterOptions) {
     this.#opts = opts;
     this.#log = opts.log.child({ component: 'router' });
     this.#stats = opts.stats ?? NO_STATS;
+  }
+
+  /** True from a successful start() until stop() or until the consume loop gave up (for /readyz). */
+  get isRunning(): boolean {
+    return this.#loop !== undefined && !this.#hasEnded;
   }
 
   /**
@@ -118,6 +130,7 @@ export class Router {
   async start(): Promise<void> {
     if (this.#loop !== undefined) return;
     this.#isStopping = false;
+    this.#hasEnded = false;
     const { nc, ackWaitMs } = this.#opts;
     let messages: ConsumerMessages;
     try {
@@ -164,6 +177,8 @@ export class Router {
     } catch (err) {
       // consume() recovers from server restarts itself; reaching here means it gave up.
       this.#log.error({ err }, 'router consume loop ended');
+    } finally {
+      this.#hasEnded = true;
     }
   }
 
@@ -285,6 +300,13 @@ export class Router {
   #routed(envelope: Envelope, recipients: readonly string[], startedMs: number, log: Logger): void {
     const ms = performance.now() - startedMs;
     this.#stats.onRouted(envelope.from, recipients, ms);
+    if (envelope.kind === 'receipt') {
+      try {
+        this.#stats.onReceipt?.(envelope);
+      } catch (err) {
+        log.error({ err, id: envelope.id }, 'receipt stats failed');
+      }
+    }
     try {
       this.#opts.urgent?.routed(envelope, recipients);
     } catch (err) {

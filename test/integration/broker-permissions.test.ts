@@ -172,6 +172,31 @@ t.test('broker: FR fetches and acks from its own consumer deliver-FR', async (t)
   await nc.close();
 });
 
+t.test("broker: FR answers probes on ncb.probe.FR only; ncb.probe.DE is a permission error", async (t) => {
+  const got: string[] = [];
+  const hubSub = hubNc.subscribe(subjects.probeAll, {
+    callback: (_err, m) => {
+      got.push(`${m.subject} ${m.string()}`);
+    },
+  });
+  await hubNc.flush();
+  const nc = await connectAs(sup, fr, 'FR');
+  const errors: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'error') errors.push(describe(s.error));
+  })();
+  nc.publish(subjects.probe('DE'), 'forged answer');
+  nc.publish(subjects.probe('FR'), 'own answer');
+  await nc.flush();
+  await waitFor('FR\'s answer at the hub', () => got.length > 0, 2_000);
+  await waitFor('the permission error', () => errors.length > 0, 2_000);
+  t.same(got, ['ncb.probe.FR own answer'], 'only FR\'s own probe subject reaches the hub');
+  t.match(errors[0], /Permissions Violation for Publish to "ncb\.probe\.DE"/);
+  t.notOk(nc.isClosed(), 'the connection stays');
+  hubSub.unsubscribe();
+  await nc.close();
+});
+
 t.test('broker: a certificate from another CA, or none, cannot connect', async (t) => {
   // TLS 1.3: the server checks the client certificate after the client's side of the handshake,
   // so the client sees the server's alert 42 (bad_certificate) on its first read.
