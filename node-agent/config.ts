@@ -29,6 +29,17 @@ export const AgentConfigSchema = Type.Object(
       ),
     ),
     firewall: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
+    /** The Prometheus listener (`/metrics`, `/healthz`, `/readyz`), plain HTTP, apart from the local API. */
+    metrics: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          host: Type.Optional(Type.String({ minLength: 1, description: 'bind address; the overlay address lets the hub scrape over the tunnel' })),
+          port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: '0 picks a free port (written to run/endpoints.json)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
     /** Renew when this fraction of the certificate's lifetime has passed (ARCHITECTURE: 2/3). */
     renewAtFraction: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0.95 })),
@@ -47,6 +58,7 @@ export interface AgentConfig {
   readonly localApi: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number; readonly tokensFile: string | undefined };
   readonly tunnel: { readonly interface: string; readonly implementation: 'auto' | 'kernel' | 'userspace' };
   readonly firewall: { readonly enabled: boolean };
+  readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly heartbeatIntervalMs: number;
   readonly renewAtFraction: number;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
@@ -60,6 +72,7 @@ export function parseAgentConfig(value: unknown, source = 'agent configuration')
     localApi: Object.freeze({ host: c.localApi?.host ?? '127.0.0.1', port: c.localApi?.port ?? 8787, bodyLimitBytes: c.localApi?.bodyLimitBytes ?? 1_200_000, tokensFile: c.localApi?.tokensFile }),
     tunnel: Object.freeze({ interface: c.tunnel?.interface ?? 'ncbnet0', implementation: c.tunnel?.implementation ?? 'auto' }),
     firewall: Object.freeze({ enabled: c.firewall?.enabled ?? true }),
+    metrics: Object.freeze({ enabled: c.metrics?.enabled ?? true, host: c.metrics?.host ?? '127.0.0.1', port: c.metrics?.port ?? 9465 }),
     heartbeatIntervalMs: c.heartbeatIntervalMs ?? 10_000,
     renewAtFraction: c.renewAtFraction ?? 2 / 3,
     log: Object.freeze({ level: c.log?.level ?? 'info' }),

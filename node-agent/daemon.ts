@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import type { Bundle } from '../protocol/bundle.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
 import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
@@ -15,6 +16,7 @@ import { hubJson } from './enroll/hub-client.js';
 import { renewalDelayMs, renewCertificate } from './enroll/renew.js';
 import { AgentFirewall } from './firewall/agent-firewall.js';
 import { HeartbeatTimer } from './heartbeat.js';
+import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { buildLocalApi } from './local-api/server.js';
 import { createTokensFile, loadTokens } from './local-api/tokens.js';
 import { Relay } from './relay/relay.js';
@@ -29,6 +31,8 @@ export interface AgentDaemonOptions {
   log: Logger;
   /** Network namespace for the tunnel and firewall (tests); default the process's own. */
   netns?: string;
+  /** The metrics registry (default a new one: never prom-client's global registry). */
+  registry?: Registry;
 }
 
 
@@ -36,6 +40,7 @@ export interface AgentDaemonOptions {
 const DIRECTORY_REFRESH_MS = 5 * 60_000;
 /** A directory fetch gives up quickly: a confidential submit may be waiting on it, and the cache answers otherwise. */
 const DIRECTORY_TIMEOUT_MS = 3_000;
+
 
 /** Retry delay after a failed renewal: 1 min doubling to 1 h, with jitter. */
 function renewRetryMs(attempt: number): number {
@@ -45,8 +50,9 @@ function renewRetryMs(attempt: number): number {
 /**
  * The node agent (ARCHITECTURE, node-agent): it starts from the last-known-good bundle, never
  * from the hub, so it comes up whether the hub is there or not. Order: tunnel → firewall → relay
- * (outbox and inbox on disk) → local API (NCB apps can hand over messages at once) → broker
- * connection in the background, retried forever → heartbeats and certificate renewal.
+ * (outbox and inbox on disk; it answers the hub's probes once connected) → local API (NCB apps
+ * can hand over messages at once) → metrics listener → broker connection in the background,
+ * retried forever → heartbeats and certificate renewal.
  */
 export class AgentDaemon {
   readonly #o: AgentDaemonOptions;
@@ -60,6 +66,8 @@ export class AgentDaemon {
   #bodyCrypto: BodyCrypto | undefined;
   #directoryTimer: NodeJS.Timeout | undefined;
   #api: Awaited<ReturnType<typeof buildLocalApi>> | undefined;
+  #metrics: AgentMetrics | undefined;
+  #metricsServer: MetricsServer | undefined;
   #nc: NatsConnection | undefined;
   #heartbeat: HeartbeatTimer | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -75,12 +83,34 @@ export class AgentDaemon {
     return this.#relay;
   }
 
-  async start(): Promise<{ localApiUrl: string }> {
+  /** The agent's metrics, once start() has read the bundle. */
+  get metrics(): AgentMetrics | undefined {
+    return this.#metrics;
+  }
+
+  /** What `/readyz` checks (local API and metrics listener alike): tunnel up (when there is one), broker connected. */
+  #readiness(): Record<string, boolean> {
+    return { tunnel: this.#tunnel ? this.#tunnel.isUp() : true, broker: this.#relay?.isConnected() ?? false };
+  }
+
+  async start(): Promise<{ localApiUrl: string; metricsUrl: string | undefined }> {
     const { stateDir, config } = this.#o;
     const paths = agentPaths(stateDir);
     const bundle = await readBundle(stateDir);
     this.#bundle = bundle;
     const log = this.#log.child({ country: bundle.country });
+    this.#metrics = new AgentMetrics({
+      registry: this.#o.registry ?? new Registry(),
+      country: bundle.country,
+      version: VERSION,
+      log,
+      sources: {
+        tunnel: () => this.#tunnel,
+        firewall: () => this.#firewall,
+        relay: () => this.#relay,
+        certificateNotAfter: () => this.#bundle?.notAfter,
+      },
+    });
 
     if (bundle.hub.wgPublicKey && bundle.hub.wgEndpoint) {
       this.#tunnel = new AgentTunnel(
@@ -102,6 +132,7 @@ export class AgentDaemon {
             hubAddress: bundle.policy.hubAddress,
             allowFromHubTcp: bundle.policy.allowFromHubTcp,
             agentAddress: bundle.overlayAddress,
+            policy: bundle.policy,
             ...(this.#o.netns ? { netns: this.#o.netns } : {}),
           },
           log,
@@ -132,6 +163,7 @@ export class AgentDaemon {
       verify: makeEnvelopeVerifier(bundle.caCertificate, bundle.chain),
       encryptBody: (to, plaintext) => bodyCrypto.encrypt(to, plaintext),
       decryptBody: (envelope) => bodyCrypto.decrypt(envelope),
+      stats: this.#metrics.relayStats,
     });
     const tokensFile = config.localApi.tokensFile ?? paths.tokens;
     if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
@@ -141,12 +173,13 @@ export class AgentDaemon {
       log: log.child({ component: 'local-api' }),
       bodyLimitBytes: config.localApi.bodyLimitBytes,
       country: bundle.country,
-      readiness: () => ({ tunnel: this.#tunnel ? this.#tunnel.isUp() : true, broker: this.#relay?.isConnected() ?? false }),
+      readiness: () => this.#readiness(),
     });
     await this.#api.listen({ host: config.localApi.host, port: config.localApi.port });
     const port = (this.#api.server.address() as AddressInfo).port;
     const host = config.localApi.host === '0.0.0.0' ? '127.0.0.1' : config.localApi.host;
     const localApiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const metricsUrl = await this.#startMetrics(log);
 
     this.#connecting = this.#connect();
     this.#heartbeat = new HeartbeatTimer({
@@ -163,9 +196,38 @@ export class AgentDaemon {
     this.#directoryTimer = setInterval(() => void this.#directory?.refresh(), DIRECTORY_REFRESH_MS);
     this.#directoryTimer.unref();
 
-    await writeAgentEndpoints(stateDir, { pid: process.pid, localApiUrl, startedAt: new Date().toISOString(), country: bundle.country });
-    log.info({ localApiUrl, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, outboxDepth: this.#relay.outboxDepth() }, 'agent started');
-    return { localApiUrl };
+    await writeAgentEndpoints(stateDir, {
+      pid: process.pid,
+      localApiUrl,
+      startedAt: new Date().toISOString(),
+      country: bundle.country,
+      ...(metricsUrl === undefined ? {} : { metricsUrl }),
+    });
+    log.info({ localApiUrl, metricsUrl, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, outboxDepth: this.#relay.outboxDepth() }, 'agent started');
+    return { localApiUrl, metricsUrl };
+  }
+
+  /**
+   * Starts the metrics listener when the config wants one and resolves with its URL. One that
+   * cannot listen (port taken) is logged and the agent runs on without it: relaying messages
+   * matters more than being watched, and the scrape failing tells monitoring anyway.
+   */
+  async #startMetrics(log: Logger): Promise<string | undefined> {
+    const { metrics: config } = this.#o.config;
+    if (!config.enabled || !this.#metrics) return undefined;
+    try {
+      this.#metricsServer = await startMetricsServer({
+        metrics: this.#metrics,
+        readiness: () => this.#readiness(),
+        host: config.host,
+        port: config.port,
+        log: log.child({ component: 'metrics-listener' }),
+      });
+      return this.#metricsServer.url;
+    } catch (err) {
+      log.error({ err, host: config.host, port: config.port }, 'metrics listener not started; the agent runs without it');
+      return undefined;
+    }
   }
 
   /**
@@ -216,7 +278,7 @@ export class AgentDaemon {
       tunnel: { up: tunnel.up, lastHandshake: tunnel.lastHandshake?.toISOString() ?? null, rxBytes: tunnel.rxBytes, txBytes: tunnel.txBytes },
       certSerial: bundle.serial,
       certNotAfter: bundle.notAfter,
-      policyHash: this.#firewall?.hash ?? null,
+      policyHash: this.#firewall?.policyDigest ?? null,
       outboxDepth: this.#relay?.outboxDepth() ?? 0,
     };
   }
@@ -255,11 +317,18 @@ export class AgentDaemon {
 
   /** Renews the certificate now and reconnects to the broker with it. */
   async renewNow(): Promise<Bundle> {
-    const next = await renewCertificate(this.#o.stateDir, this.#bundle as Bundle);
+    let next: Bundle;
+    try {
+      next = await renewCertificate(this.#o.stateDir, this.#bundle as Bundle);
+    } catch (err) {
+      this.#metrics?.renewal('failed');
+      throw err;
+    }
+    this.#metrics?.renewal('ok');
     this.#bundle = next;
     await this.#signer?.reload();
     await this.#bodyCrypto?.reload();
-    this.#log.info({ country: next.country, serial: next.serial, notAfter: next.notAfter }, 'certificate renewed');
+    this.#log.child({ component: 'renewal', country: next.country }).info({ serial: next.serial, notAfter: next.notAfter }, 'certificate renewed');
     // The live TLS session keeps the old certificate; reconnect so the next handshake uses the new one.
     const old = this.#nc;
     this.#nc = undefined;
@@ -275,6 +344,7 @@ export class AgentDaemon {
     this.#heartbeat?.stop();
     const steps: StopStep[] = [
       ['local API', () => this.#api?.close()],
+      ['metrics listener', () => this.#metricsServer?.close()],
       // Connected: the relay stops cleanly (naks what it pulled, finishes a publish). Not
       // connected: its pending requests would wait for a broker that is away, so the connection
       // goes first and they fail at once; nothing is lost (outbox on disk, DELIVER on the hub).

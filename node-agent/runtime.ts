@@ -11,13 +11,15 @@ export const DEFAULT_AGENT_STATE = '/var/lib/ncbnet-agent';
 /**
  * What a running agent writes to `DIR/run/endpoints.json` once its local API listens: its pid
  * and the URL actually bound (the config may say port 0), so the CLI finds the API from the state
- * directory alone and tests find an agent started on a free port. Further keys are allowed (the
- * daemon may add more endpoints later) and ignored here.
+ * directory alone and tests find an agent started on a free port; likewise the metrics URL. Further
+ * keys are allowed (the daemon may add more endpoints later) and ignored here.
  */
 export const AgentEndpointsSchema = Type.Object({
   pid: Type.Integer(),
   localApiUrl: Type.String(),
   startedAt: Type.String(),
+  /** The metrics listener (`…/metrics`); absent when metrics are off or the listener could not bind. */
+  metricsUrl: Type.Optional(Type.String()),
 });
 export type AgentEndpoints = Static<typeof AgentEndpointsSchema>;
 

@@ -37,12 +37,21 @@ export interface Closable {
   close(): Promise<void>;
 }
 
-/** Drains a connection (flushing what is pending), closing it outright if that takes longer than `ms`. */
+/**
+ * Drains a connection (flushing what is pending), closing it outright if that takes longer than
+ * `ms`. Resolves by `ms` (plus the close) whatever the connection does: nats.js's `drain()` never
+ * settles when the connection is closed under it while reconnecting, so the drain is raced
+ * against the timer rather than awaited.
+ */
 export async function closeWithin(nc: Closable | undefined, ms: number): Promise<void> {
   if (!nc || nc.isClosed()) return;
-  const timer = setTimeout(() => void nc.close(), ms);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
   try {
-    await nc.drain().catch(() => nc.close());
+    const outcome = await Promise.race([nc.drain().then(() => 'drained' as const, () => 'failed' as const), late]);
+    if (outcome !== 'drained' && !nc.isClosed()) await nc.close();
   } finally {
     clearTimeout(timer);
   }

@@ -1,7 +1,9 @@
-// Applies the agent's nftables table, remembers the hash of what is in force (heartbeats and
-// metrics report it) and follows policy updates from new bundles.
+// Applies the agent's nftables table, remembers what is in force (the ruleset's hash, and the
+// digest of the bundle policy it came from, which heartbeats report) and follows policy updates
+// from new bundles.
 import type { Logger } from 'pino';
-import type { Policy } from '../../protocol/bundle.js';
+import { Value } from 'typebox/value';
+import { PolicySchema, policyDigest, type Policy } from '../../protocol/bundle.js';
 import { applyTable, deleteTable, listTable, ruleCounters, rulesetHash, type NftCounter } from '../../system/nft.js';
 import { renderAgentRuleset, type AgentRulesetInput } from './ruleset.js';
 
@@ -9,9 +11,14 @@ import { renderAgentRuleset, type AgentRulesetInput } from './ruleset.js';
 export interface AgentFirewallOptions extends AgentRulesetInput {
   /** Network namespace holding the agent's interfaces (tests; default: the process's own). */
   netns?: string | undefined;
+  /**
+   * The whole bundle policy `hubAddress` and `allowFromHubTcp` come from. Its `policyDigest` is
+   * what the hub compares with its own (heartbeat `policyHash`); without it there is none.
+   */
+  policy?: Policy | undefined;
 }
 
-/** The part of a bundle's policy the firewall follows. */
+/** The part of a bundle's policy the ruleset is made from. */
 export type AgentFirewallPolicy = Pick<Policy, 'hubAddress' | 'allowFromHubTcp'>;
 
 /**
@@ -22,6 +29,7 @@ export class AgentFirewall {
   #opts: AgentFirewallOptions;
   readonly #log: Logger;
   #hash: string | undefined;
+  #policyDigest: string | undefined;
 
   /** Nothing is checked nor applied until {@link start}. */
   constructor(opts: AgentFirewallOptions, log: Logger) {
@@ -34,18 +42,30 @@ export class AgentFirewall {
     return this.#hash;
   }
 
+  /**
+   * `policyDigest` (protocol/bundle.ts) of the bundle policy in force: undefined before start(),
+   * after stop(), and when no `policy` was given.
+   */
+  get policyDigest(): string | undefined {
+    return this.#policyDigest;
+  }
+
   async #apply(next: AgentFirewallOptions, force: boolean): Promise<string> {
     const text = renderAgentRuleset(next);
     // Replacing the table resets its counters, so an unchanged policy (every bundle refresh
     // repeats it) is not re-applied: the drop counters in metrics keep counting.
+    // The policy may still differ (its version, the hub's ports): that one is in force now.
+    const digest = next.policy === undefined ? undefined : policyDigest(next.policy);
     if (!force && this.#hash !== undefined && rulesetHash(text) === this.#hash) {
       this.#opts = next;
+      this.#policyDigest = digest;
       return this.#hash;
     }
     const { hash } = await applyTable(text, { netns: next.netns });
     this.#opts = next;
     this.#hash = hash;
-    this.#log.info({ hash, hubAddress: next.hubAddress, allowFromHubTcp: next.allowFromHubTcp }, 'firewall applied');
+    this.#policyDigest = digest;
+    this.#log.info({ hash, policyDigest: digest, policyVersion: next.policy?.version, hubAddress: next.hubAddress, allowFromHubTcp: next.allowFromHubTcp }, 'firewall applied');
     return hash;
   }
 
@@ -59,14 +79,16 @@ export class AgentFirewall {
   }
 
   /**
-   * Follows a new policy (hub address, ports the hub may open) and resolves with the hash in
-   * force. Validated in full before anything changes; an unchanged policy is a no-op. Before
+   * Follows a new bundle policy (hub address, ports the hub may open; its digest is reported)
+   * and resolves with the ruleset hash in force. Validated in full before anything changes; an unchanged policy is a no-op. Before
    * start() or after stop() the policy is only kept for the next start() (a late bundle during
    * shutdown must not bring the table back) and the result is undefined. Throws like
    * {@link start}; a refused policy leaves the previous table and options in force.
    */
-  async update(policy: AgentFirewallPolicy): Promise<string | undefined> {
-    const next = { ...this.#opts, hubAddress: policy.hubAddress, allowFromHubTcp: [...policy.allowFromHubTcp] };
+  async update(policy: Policy | AgentFirewallPolicy): Promise<string | undefined> {
+    // Only a whole bundle policy has a digest the hub can compare; a bare pick leaves none.
+    const whole = Value.Check(PolicySchema, policy) ? policy : undefined;
+    const next = { ...this.#opts, hubAddress: policy.hubAddress, allowFromHubTcp: [...policy.allowFromHubTcp], policy: whole };
     if (this.#hash === undefined) {
       renderAgentRuleset(next);
       this.#opts = next;
@@ -85,6 +107,7 @@ export class AgentFirewall {
   async stop(): Promise<void> {
     const removed = await deleteTable({ netns: this.#opts.netns });
     this.#hash = undefined;
+    this.#policyDigest = undefined;
     if (removed) this.#log.info('firewall removed');
   }
 }

@@ -3,7 +3,7 @@
  * ({@link RelayPort}). It owns the durable outbox, inbox and status store under `stateDir/relay`,
  * and, once given a NATS connection, drains the outbox to SUBMIT ({@link Drain}), fills the inbox
  * from `deliver-<CC>` ({@link Delivery}) and records the router's rejections from
- * `ncb.event.<CC>`. Receipts flow back to senders: a `delivered` one when a message is newly stored
+ * `ncb.event.<CC>` (where it also answers the hub's probes, `../probe-responder.ts`). Receipts flow back to senders: a `delivered` one when a message is newly stored
  * in the inbox, a `read` one when the application acks it, both through the outbox like `submit`;
  * receipts arriving here update the status of the message they name and skip the inbox.
  *
@@ -12,7 +12,7 @@
  * accepted messages wait on disk until it is up.
  */
 import { join } from 'node:path';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import Type from 'typebox';
 import { Value } from 'typebox/value';
@@ -21,6 +21,7 @@ import { isCountryCode } from '../../protocol/country.js';
 import { MAX_ENVELOPE_BYTES, encodeEnvelope, type ALL_COUNTRIES, type Envelope } from '../../protocol/envelope.js';
 import { subjects } from '../../protocol/subjects.js';
 import { schemaProblems } from '../../protocol/validate.js';
+import { ProbeResponder } from '../probe-responder.js';
 import { Delivery } from './delivery.js';
 import { Drain } from './drain.js';
 import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_ENCRYPTION_UNAVAILABLE, RELAY_STOPPED, RelayError } from './errors.js';
@@ -28,7 +29,7 @@ import { nextUlid } from './ids.js';
 import { Inbox } from './inbox.js';
 import { Outbox } from './outbox.js';
 import { StatusStore } from './status.js';
-import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort } from './types.js';
+import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort, type RelayStats } from './types.js';
 import type { RetryBackoff } from './wakeup.js';
 
 /** Options of {@link Relay.open}. */
@@ -67,6 +68,8 @@ export interface RelayOptions {
   encryptBody?: (to: readonly string[] | typeof ALL_COUNTRIES, plaintext: string) => Promise<string>;
   /** Decrypts a delivered `encrypted` body with this country's key(s); see DeliveryOptions.decrypt. */
   decryptBody?: (envelope: Envelope) => Promise<string>;
+  /** Told of every message sent and received and every probe answered (the agent's metrics). */
+  stats?: RelayStats;
 }
 
 /** `{type:'rejected', id, code, problems}` on `ncb.event.<CC>`, as the hub's router publishes it. */
@@ -94,6 +97,7 @@ export class Relay implements RelayPort {
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
   readonly #status: StatusStore;
+  readonly #probes: ProbeResponder;
   #lastId: string | undefined;
   #attachment: Attachment | undefined;
   #isConnected = false;
@@ -106,6 +110,7 @@ export class Relay implements RelayPort {
     this.#outbox = outbox;
     this.#inbox = inbox;
     this.#status = status;
+    this.#probes = new ProbeResponder({ country: opts.country, log: opts.log, onAnswered: () => opts.stats?.probeAnswered?.() });
     this.#lastId = outbox.list().at(-1);
   }
 
@@ -146,7 +151,7 @@ export class Relay implements RelayPort {
     const js = jetstream(nc, { timeout: timeoutMs });
     this.#isConnected = true;
     const isConnected = (): boolean => this.#isConnected && this.#attachment?.nc === nc;
-    const drain = new Drain({ country: this.#country, js, outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry });
+    const drain = new Drain({ country: this.#country, js: this.#countingSubmissions(js), outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry });
     const delivery = new Delivery({
       country: this.#country,
       js,
@@ -160,14 +165,17 @@ export class Relay implements RelayPort {
       ...(this.#opts.verify ? { verify: this.#opts.verify } : {}),
       ...(this.#opts.decryptBody ? { decrypt: this.#opts.decryptBody } : {}),
       onReceipt: (envelope) => this.#onReceipt(envelope),
-      onStored: (envelope) => this.#sendReceipt(envelope, 'delivered'),
+      onStored: (envelope) => {
+        this.#opts.stats?.messageReceived?.();
+        return this.#sendReceipt(envelope, 'delivered');
+      },
       onUndecryptable: (envelope, code) => this.#refuse(envelope, code),
       onDeletion: (envelope) => this.#onDeletion(envelope),
     });
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
         if (err !== null) this.#log.error({ err }, 'event subscription failed');
-        else void this.#onEvent(msg.data);
+        else void this.#onEvent(nc, msg.data);
       },
     });
     this.#attachment = { nc, drain, delivery, events, watcher: this.#watch(nc, drain, delivery) };
@@ -264,6 +272,7 @@ export class Relay implements RelayPort {
       return;
     }
     const put = await this.#inbox.put(envelope);
+    if (put === 'stored') this.#opts.stats?.messageReceived?.();
     this.#log.info({ id: envelope.id, deletes: target, from: envelope.from, outcome, reason: envelope.reason }, 'message deleted on its originator\'s order');
     if (put === 'stored') await this.#queueReceipt(envelope.from, { of: target, status: 'deleted', ...(envelope.reason === undefined ? {} : { reason: envelope.reason }) });
   }
@@ -311,6 +320,11 @@ export class Relay implements RelayPort {
     return this.#outbox.size;
   }
 
+  /** Inbox items the application has not acked yet (metrics). */
+  inboxUnacked(): number {
+    return this.#inbox.pendingCount;
+  }
+
   isConnected(): boolean {
     return this.#attachment !== undefined && this.#isConnected;
   }
@@ -353,12 +367,39 @@ export class Relay implements RelayPort {
     if (this.#attachment?.nc === nc) this.#isConnected = false;
   }
 
-  async #onEvent(data: Uint8Array): Promise<void> {
+  /**
+   * The drain's JetStream client, telling `stats.messageSent` of each publish JetStream acked (a
+   * duplicate ack included: it confirms a publish whose first ack was lost). The drain itself
+   * knows nothing of metrics; wrapping its client keeps it that way.
+   */
+  #countingSubmissions(js: JetStreamClient): JetStreamClient {
+    const stats = this.#opts.stats;
+    if (stats?.messageSent === undefined) return js;
+    return new Proxy(js, {
+      get(target, prop) {
+        if (prop === 'publish') {
+          return async (...args: Parameters<JetStreamClient['publish']>) => {
+            const ack = await target.publish(...args);
+            stats.messageSent?.();
+            return ack;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  async #onEvent(nc: NatsConnection, data: Uint8Array): Promise<void> {
     let value: unknown;
     try {
       value = JSON.parse(new TextDecoder().decode(data));
     } catch (err) {
       this.#log.warn({ err }, 'event is not JSON, ignored');
+      return;
+    }
+    if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'probe') {
+      this.#probes.answer(nc, value);
       return;
     }
     if (typeof value !== 'object' || value === null || (value as { type?: unknown }).type !== 'rejected') {

@@ -113,3 +113,16 @@ export interface RelayPort {
   /** Whether the relay is connected to the hub's broker now. */
   isConnected(): boolean;
 }
+
+/**
+ * Counters the relay reports events to (the agent's metrics, `node-agent/metrics.ts`). Each is
+ * called once per event, synchronously, and must not throw.
+ */
+export interface RelayStats {
+  /** JetStream confirmed an envelope (message or receipt) stored in SUBMIT. */
+  messageSent?(): void;
+  /** An envelope was newly stored in the inbox (not a duplicate, not a receipt). */
+  messageReceived?(): void;
+  /** A probe from the hub was answered on `ncb.probe.<CC>`. */
+  probeAnswered?(): void;
+}
