@@ -42,6 +42,7 @@ const [apiPort, natsPort] = [await closedPort(), await closedPort()];
 const hub = await startHubProcess(t, hubState, {
   api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
   broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
+  metrics: { port: 0 },
 });
 const apiUrl = hub.endpoints.apiUrl;
 const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
@@ -67,7 +68,7 @@ const agents = {} as Record<Cc, DaemonProcess<AgentEndpoints>>;
 const tokens = {} as Record<Cc, string>;
 await Promise.all(
   COUNTRIES.map(async (cc) => {
-    agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, heartbeatIntervalMs: 1000 });
+    agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, metrics: { port: 0 }, heartbeatIntervalMs: 1000 });
     tokens[cc] = await readToken(join(states[cc], 'local-api.tokens'));
   }),
 );
@@ -166,7 +167,7 @@ t.test('a broadcast skips a suspended country; a country whose agent was away ge
   t.match(await auditOf(id), [{ event: 'routed', to: ['BR', 'DE'] }], 'expanded at routing time to the active countries');
   t.same((await storedFor('IT')).filter((e) => e.id === id), [], 'nothing stored for the suspended IT');
   // Owned by the file's test, not this subtest: a subtest's teardown would stop it at its end.
-  agents.BR = await startAgentProcess(root, states.BR, { localApi: { host: '127.0.0.1', port: 0 }, heartbeatIntervalMs: 1000 });
+  agents.BR = await startAgentProcess(root, states.BR, { localApi: { host: '127.0.0.1', port: 0 }, metrics: { port: 0 }, heartbeatIntervalMs: 1000 });
   await waitFor('BR gets it on its return', async () => (await inbox('BR')).some((i) => i.id === id), 30_000, 200);
   t.equal((await admin('POST', '/countries/IT/resume')).status, 200);
   await waitFor('IT back', async () => (await local('IT', 'GET', '/readyz')).status === 200, 30_000, 200);

@@ -92,8 +92,11 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
 
   const states: Record<string, string> = {};
   for (const cc of opts.countries) {
-    opts.check?.((await hubCli('country', 'add', cc, '--name', cc)).code === 0, `country add ${cc}`);
+    const added = await hubCli('country', 'add', cc, '--name', cc);
+    opts.check?.(added.code === 0, `country add ${cc}`);
+    if (added.code !== 0) throw new Error(`country add ${cc} failed (${added.code}): ${added.stderr}`);
     const tok = await hubCli('token', 'create', cc, '--ttl', '10m');
+    if (tok.code !== 0) throw new Error(`token create ${cc} failed (${tok.code}): ${tok.stderr}`);
     const token = (JSON.parse(tok.stdout) as { token: string }).token;
     const state = await tempDir(t, `ncbnet-netns-${cc.toLowerCase()}-`);
     states[cc] = state;
