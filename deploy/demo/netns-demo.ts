@@ -124,7 +124,16 @@ async function main(): Promise<number> {
   const init = JSON.parse(sh([process.execPath, HUB_CLI, 'hub', 'init', '--state', hubState, '--san', HUB_UNDERLAY, '--san', '10.77.0.1', '--san', '127.0.0.1', '--san', 'localhost', '--json'])) as { rootFingerprint: string };
   info(`root fingerprint ${init.rootFingerprint}`);
   const hubConfig = join(created.dir, 'hub.json');
-  await writeFile(hubConfig, JSON.stringify({ api: { host: '0.0.0.0', port: 8443 }, broker: { port: 4222, monitorPort: 8222 }, wireguard: { enabled: true, interface: ifname('hub'), listenPort: 51820, endpoint: `${HUB_UNDERLAY}:51820` } }));
+  await writeFile(
+    hubConfig,
+    JSON.stringify({
+      api: { host: '0.0.0.0', port: 8443 },
+      broker: { port: 4222, monitorPort: 8222 },
+      wireguard: { enabled: true, interface: ifname('hub'), listenPort: 51820, endpoint: `${HUB_UNDERLAY}:51820` },
+      metrics: { host: '127.0.0.1', port: 9464 },
+      probes: { intervalMs: 5000, timeoutMs: 2000 },
+    }),
+  );
 
   say('hub run: nats-server (mTLS, JetStream), registry, enrollment API, router, WireGuard, nftables');
   startDaemon(hubNs, [HUB_CLI, 'hub', 'run', '--state', hubState, '--config', hubConfig], join(created.dir, 'hub.log'));
@@ -200,8 +209,14 @@ async function main(): Promise<number> {
   }
   info(`${sender}'s receipts for the red notice: ${Object.entries(receipts).map(([cc, r]) => `${cc} ${r.state}`).join(', ') || 'none yet'}`);
 
-  say('status of every country, as the hub sees it (ncbnet country list)');
-  console.log(sh(['ip', 'netns', 'exec', hubNs, process.execPath, HUB_CLI, 'country', 'list', '--state', hubState]).trimEnd());
+  say('status of every country, as the hub sees it (ncbnet status), and where Prometheus scrapes it');
+  console.log(sh(['ip', 'netns', 'exec', hubNs, process.execPath, HUB_CLI, 'status', '--state', hubState]).trimEnd());
+  // One scrape, as Prometheus would make it (from inside the hub's namespace, where it listens).
+  const scrape = sh(['ip', 'netns', 'exec', hubNs, process.execPath, '-e', "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"], { allowFail: true });
+  for (const line of scrape.split('\n').filter((l) => l.startsWith('ncbnet_country_connected{'))) info(line);
+  info(`hub metrics: ip netns exec ${hubNs} curl -s http://127.0.0.1:9464/metrics`);
+  for (const cc of COUNTRIES) info(`${cc} agent metrics: ip netns exec ${ns(cc)} curl -s http://127.0.0.1:9465/metrics`);
+  info('alert rules and a dashboard for them: deploy/prometheus/, deploy/grafana/');
 
   const delivered = [...received.values()].reduce((n, l) => n + l.length, 0);
   const wanted = [...expected.values()].reduce((n, c) => n + c, 0);
