@@ -71,19 +71,21 @@ export async function report(title: string, rows: readonly Row[], jsonPath: stri
   });
   const m = machine();
   const headers = ['figure', 'median of rounds', 'worst round', 'ops', 'latency p50 / p99 ms', 'vs baseline (same run)', 'target'];
-  const md = [
-    `### ${title}`,
-    '',
-    `${m.date}, ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}; ${rows[0]?.rounds.length ?? 0} rounds per figure.`,
-    '',
-    `| ${headers.join(' | ')} |`,
-    `|${headers.map(() => '---').join('|')}|`,
-    ...table.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  const md = markdownTable(title, `${machineLine(m)}; ${rows[0]?.rounds.length ?? 0} rounds per figure.`, headers, table);
   await mkdir(dirname(jsonPath), { recursive: true });
   await writeFile(jsonPath, JSON.stringify({ title, machine: m, rows: rows.map((r) => ({ figure: r.figure, unit: r.unit, baseline: r.baseline, target: r.target, rates: rates(r), latencyMs: { p50: quantile(r.rounds.flatMap((x) => x.latencies).sort((a, b) => a - b), 0.5), p99: quantile(r.rounds.flatMap((x) => x.latencies).sort((a, b) => a - b), 0.99) } })) }, null, 2));
   console.log(formatTable(headers, table));
   return md;
+}
+
+/** The machine, as the first line under a table's title. */
+export function machineLine(m: ReturnType<typeof machine>): string {
+  return `${m.date}, ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}`;
+}
+
+/** A titled markdown table: `### title`, a line of context, then the rows. */
+export function markdownTable(title: string, intro: string, headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`### ${title}`, '', intro, '', `| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
 /** A latency benchmark row: each operation's time (ms), optionally its payload size, baseline and limits. */
@@ -118,15 +120,7 @@ export async function reportLatency(title: string, rows: readonly LatencyRow[], 
   });
   const m = machine();
   const headers = ['figure', 'samples', 'median ms', 'p99 ms', 'payload bytes', 'vs baseline (same run)', 'target'];
-  const md = [
-    `### ${title}`,
-    '',
-    `${m.date}, ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}.${note ? ` ${note}` : ''}`,
-    '',
-    `| ${headers.join(' | ')} |`,
-    `|${headers.map(() => '---').join('|')}|`,
-    ...table.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  const md = markdownTable(title, `${machineLine(m)}.${note ? ` ${note}` : ''}`, headers, table);
   await mkdir(dirname(jsonPath), { recursive: true });
   const json = rows.map((r) => {
     const lat = sorted(r);

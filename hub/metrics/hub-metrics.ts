@@ -109,45 +109,34 @@ export class HubMetrics {
     // Read at scrape time.
     // `collect` runs with `this` bound to its metric; the hub's snapshot is reached through this.
     const snapshot = (): Promise<StatusSnapshot | undefined> => this.#snapshot();
-    const perCountry = (name: string, help: string, value: (c: StatusSnapshot['countries'][number]) => number | undefined): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['country'],
-        registers,
-        async collect() {
-          const snap = await snapshot();
-          this.reset();
-          for (const c of snap?.countries ?? []) {
-            if (c.status === 'revoked') continue;
-            const v = value(c);
-            if (v !== undefined) this.set({ country: c.code }, v);
-          }
-        },
-      });
+    type CountryRow = StatusSnapshot['countries'][number];
+    // One series per country that is not revoked, read from the snapshot at scrape time; a value
+    // the sources could not give (undefined) has no series. Counters are set through inc() after
+    // a reset, as prom-client has no set() for them.
+    const perCountryMetric = (kind: 'gauge' | 'counter', name: string, help: string, value: (c: CountryRow) => number | undefined): void => {
+      const opts = { name, help, labelNames: ['country'] as const, registers };
+      async function fill(metric: { reset(): void }, put: (country: string, v: number) => void): Promise<void> {
+        const snap = await snapshot();
+        metric.reset();
+        for (const c of snap?.countries ?? []) {
+          const v = c.status === 'revoked' ? undefined : value(c);
+          if (v !== undefined) put(c.code, v);
+        }
+      }
+      if (kind === 'gauge') {
+        new Gauge({ ...opts, async collect() { await fill(this, (country, v) => this.set({ country }, v)); } });
+      } else {
+        new Counter({ ...opts, async collect() { await fill(this, (country, v) => this.inc({ country }, v)); } });
+      }
     };
+    const perCountry = (name: string, help: string, value: (c: CountryRow) => number | undefined): void => perCountryMetric('gauge', name, help, value);
     perCountry('ncbnet_country_connected', 'Whether the country holds a live connection to the broker (nats-server /connz), 1 or 0.', (c) => (c.connected === undefined ? undefined : Number(c.connected)));
     perCountry('ncbnet_country_last_seen_timestamp_seconds', 'When the hub last received a heartbeat from the country (hub clock).', (c) => (c.lastSeenMs === undefined ? undefined : seconds(c.lastSeenMs)));
     perCountry('ncbnet_wireguard_last_handshake_timestamp_seconds', "Last completed WireGuard handshake with the country's peer (hub interface).", (c) => (c.handshakeMs === undefined ? undefined : seconds(c.handshakeMs)));
     perCountry('ncbnet_certificate_expiry_timestamp_seconds', "When the country's current certificate expires.", (c) => (c.certNotAfterMs === undefined ? undefined : seconds(c.certNotAfterMs)));
     perCountry('ncbnet_policy_in_sync', "Whether the firewall policy digest in the country's last heartbeat equals the policy the hub hands out now, 1 or 0.", (c) => (c.policyInSync === undefined ? undefined : Number(c.policyInSync)));
     perCountry('ncbnet_delivery_pending', "Messages waiting on the country's consumer deliver-<CC>: pending plus handed out and not acked.", (c) => c.deliveryPending);
-    const wgBytes = (name: string, help: string, value: (c: StatusSnapshot['countries'][number]) => number | undefined): void => {
-      new Counter({
-        name,
-        help,
-        labelNames: ['country'],
-        registers,
-        async collect() {
-          const snap = await snapshot();
-          this.reset();
-          for (const c of snap?.countries ?? []) {
-            const v = c.status === 'revoked' ? undefined : value(c);
-            if (v !== undefined) this.inc({ country: c.code }, v);
-          }
-        },
-      });
-    };
+    const wgBytes = (name: string, help: string, value: (c: CountryRow) => number | undefined): void => perCountryMetric('counter', name, help, value);
     wgBytes('ncbnet_wireguard_receive_bytes_total', "Bytes received from the country's WireGuard peer (resets when the peer is re-added).", (c) => c.rxBytes);
     wgBytes('ncbnet_wireguard_transmit_bytes_total', "Bytes sent to the country's WireGuard peer (resets when the peer is re-added).", (c) => c.txBytes);
     new Gauge({

@@ -3,7 +3,7 @@
 // to the original's recipients, and the hub's stored copies of the original are erased.
 import t from 'tap';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { AuditLog } from '../../hub/audit/audit-log.js';
@@ -12,9 +12,10 @@ import { eraseCopies } from '../../hub/router/deletion.js';
 import { Router, type RecipientDirectory, type RejectionEvent } from '../../hub/router/router.js';
 import type { AuditRecord } from '../../protocol/audit.js';
 import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
-import { DELIVER_STREAM, SUBMIT_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
+import { DELIVER_STREAM, SUBMIT_STREAM, subjects } from '../../protocol/subjects.js';
 import { startNatsServerForTest, type TestLike } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { readDelivered } from '../helpers/deliver.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -83,19 +84,6 @@ async function hub(t: TestLike): Promise<Hub> {
   };
 }
 
-/** Reads (and acks) everything pending on `deliver-<CC>`, without waiting for a timeout. */
-async function readDelivered(h: Hub, country: string): Promise<JsMsg[]> {
-  const consumer = await h.js.consumers.get(DELIVER_STREAM, deliverConsumer(country));
-  const pending = (await consumer.info()).num_pending;
-  if (pending === 0) return [];
-  const out: JsMsg[] = [];
-  for await (const m of await consumer.fetch({ max_messages: pending, expires: 5_000 })) {
-    out.push(m);
-    m.ack();
-    if (out.length === pending) break;
-  }
-  return out;
-}
 
 /** The `routed` record of `id` (the router writes it before acking the submission). */
 async function routedRecord(h: Hub, id: string): Promise<AuditRecord> {
@@ -118,7 +106,7 @@ t.test('router deletion: the originator deletes FR→DE,IT: both get the deletio
     t.equal(stored?.header.get('Nats-Msg-Id'), `${original.id}.${cc}`, `seqs[${i}] is ${cc}'s copy`);
   }
   // IT fetched its copy before the deletion; DE had not yet.
-  t.same((await readDelivered(h, 'IT')).map((m) => m.json<Envelope>().id), [original.id]);
+  t.same((await readDelivered(h.js, 'IT')).map((m) => m.json<Envelope>().id), [original.id]);
 
   const del = deletion(original);
   await h.submit(del);
@@ -126,10 +114,10 @@ t.test('router deletion: the originator deletes FR→DE,IT: both get the deletio
   t.same(h.routed[1], { from: 'FR', to: ['DE', 'IT'] });
   for (const seq of seqs) t.equal(await h.jsm.streams.getMessage(DELIVER_STREAM, { seq }), null, `copy at ${seq} is gone from DELIVER`);
   t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 1, 'ncb.deliver.IT': 1 }, 'only the deletion copies are left');
-  const de = await readDelivered(h, 'DE');
+  const de = await readDelivered(h.js, 'DE');
   t.same(de.map((m) => m.json<Envelope>()), [del], 'DE gets the deletion and never the original');
   t.equal(de[0]?.headers?.get('Nats-Msg-Id'), `${del.id}.DE`);
-  t.same((await readDelivered(h, 'IT')).map((m) => m.json<Envelope>()), [del], 'IT, which has the original, is told to purge it');
+  t.same((await readDelivered(h.js, 'IT')).map((m) => m.json<Envelope>()), [del], 'IT, which has the original, is told to purge it');
 
   const history = await h.audit.forMessage(original.id);
   t.match(history, [{ event: 'routed' }, { event: 'deleted', messageId: original.id, from: 'FR', to: ['DE', 'IT'], code: 'DATA_INCORRECT' }]);

@@ -3,14 +3,15 @@
 import t from 'tap';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
-import { DELIVER_STREAM, SUBMIT_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
+import { DELIVER_STREAM, SUBMIT_STREAM, subjects } from '../../protocol/subjects.js';
 import { ROUTER_CONSUMER, ensureCountryConsumer, ensureStreams, removeCountryConsumer } from '../../hub/broker/streams.js';
 import { Router, decideRoute, type RecipientDirectory, type RejectionEvent } from '../../hub/router/router.js';
 import { startNatsServerForTest, type TestLike } from '../helpers/nats-server.js';
+import { readDelivered } from '../helpers/deliver.js';
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -88,19 +89,6 @@ async function hub(t: TestLike, opts: HubOptions = {}): Promise<Hub & { router: 
   };
 }
 
-/** Reads (and acks) everything pending on `deliver-<CC>`, without waiting for a timeout. */
-async function readDelivered(h: Hub, country: string): Promise<JsMsg[]> {
-  const consumer = await h.js.consumers.get(DELIVER_STREAM, deliverConsumer(country));
-  const pending = (await consumer.info()).num_pending;
-  if (pending === 0) return [];
-  const out: JsMsg[] = [];
-  for await (const m of await consumer.fetch({ max_messages: pending, expires: 5_000 })) {
-    out.push(m);
-    m.ack();
-    if (out.length === pending) break;
-  }
-  return out;
-}
 
 t.test('streams: ensureStreams is idempotent, updates in place and never loses messages', async (t) => {
   const server = await startNatsServerForTest(t);
@@ -171,7 +159,7 @@ t.test('router: FR→DE is delivered once with Nats-Msg-Id, also to a consumer r
   t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 1, 'ncb.deliver.IT': 1 });
   await ensureCountryConsumer(h.jsm, 'DE'); // created after the copy was stored
   for (const cc of ['DE', 'IT']) {
-    const got = await readDelivered(h, cc);
+    const got = await readDelivered(h.js, cc);
     t.equal(got.length, 1, `${cc} gets one copy`);
     t.equal(got[0]?.headers?.get('Nats-Msg-Id'), `${env.id}.${cc}`);
     t.same(got[0]?.json(), env, 'the envelope bytes are unchanged');
