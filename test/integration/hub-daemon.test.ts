@@ -237,25 +237,26 @@ t.test('hub daemon: every routing decision is in the hash-chained audit, and the
   await jetstream(nc).publish(subjects.submit('FR'), JSON.stringify(tampered));
   await nc.close();
   let records: { event: string; messageId?: string; to?: string[] }[] = [];
+  // Each look is a CLI run (seconds on a loaded machine): the deadline allows several.
   await waitFor('the routed record', async () => {
     const r = await cli('audit', 'show', '--message', id);
     records = r.code === 0 ? (r.json as typeof records) : [];
     return records.length > 0;
-  }, 20_000, 500);
+  }, 60_000, 500);
   t.same(records.map((r) => [r.event, r.to]), [['routed', ['IT']]], 'the decision and its recipients, not the content');
   let forgedRecords: { event: string; code?: string }[] = [];
   await waitFor('the impersonation to be audited', async () => {
     const r = await cli('audit', 'show', '--message', forgedId);
     forgedRecords = r.code === 0 ? (r.json as typeof forgedRecords) : [];
     return forgedRecords.length > 0;
-  }, 20_000, 500);
+  }, 60_000, 500);
   t.equal(forgedRecords[0]?.event, 'rejected', 'impersonation is rejected and audited');
   let tamperedRecords: { event: string; code?: string }[] = [];
   await waitFor('the tampered envelope to be audited', async () => {
     const r = await cli('audit', 'show', '--message', tampered.id);
     tamperedRecords = r.code === 0 ? (r.json as typeof tamperedRecords) : [];
     return tamperedRecords.length > 0;
-  }, 20_000, 500);
+  }, 60_000, 500);
   t.same(tamperedRecords.map((r) => [r.event, r.code]), [['rejected', 'ENVELOPE_BAD_SIGNATURE']], 'one changed byte: bad signature, not delivered');
   const verified = await cli('audit', 'verify');
   t.equal(verified.code, 0, verified.stderr);
@@ -270,7 +271,7 @@ t.test('hub daemon: heartbeats update last seen', async (t) => {
   await waitFor('FR last seen', async () => {
     const shown = await cli('country', 'show', 'FR');
     return typeof (shown.json as { country: { lastSeen?: string } }).country.lastSeen === 'string';
-  }, 20_000, 500);
+  }, 60_000, 500);
   t.pass('lastSeen set from a heartbeat');
   await nc.close();
 });
