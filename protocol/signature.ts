@@ -185,14 +185,34 @@ export function checkCountryCertificate(leaf: X509Certificate, opts: VerifyEnvel
   return { ok: true, country, serial };
 }
 
+/**
+ * Parsed certificates by their text: parsing (`new X509Certificate`) was a fifth of the CPU a hub
+ * spent per envelope, for the same few trust anchors and one certificate per sender. Only the
+ * parse is remembered; validity, chain and revocation are checked on every use. Bounded: when
+ * full it is cleared (at most a re-parse of each live certificate).
+ */
+const parsed = new Map<string, { cert: X509Certificate; key: KeyObject }>();
+const MAX_PARSED = 1024;
+
+function parseCached(text: string, parse: () => X509Certificate): { cert: X509Certificate; key: KeyObject } {
+  const hit = parsed.get(text);
+  if (hit !== undefined) return hit;
+  const cert = parse();
+  // The key is decoded lazily: a certificate can parse and still hold a key OpenSSL refuses.
+  const entry = { cert, key: cert.publicKey };
+  if (parsed.size >= MAX_PARSED) parsed.clear();
+  parsed.set(text, entry);
+  return entry;
+}
+
 function readCertificate(base64: string): { cert: X509Certificate; key: KeyObject } | undefined {
-  const der = Buffer.from(base64, 'base64');
-  // Buffer skips characters that are not base64; the text must be exactly the DER's encoding.
-  if (der.length === 0 || der.toString('base64') !== base64) return undefined;
   try {
-    const cert = new X509Certificate(der);
-    // The key is decoded lazily: a certificate can parse and still hold a key OpenSSL refuses.
-    return { cert, key: cert.publicKey };
+    return parseCached(base64, () => {
+      const der = Buffer.from(base64, 'base64');
+      // Buffer skips characters that are not base64; the text must be exactly the DER's encoding.
+      if (der.length === 0 || der.toString('base64') !== base64) throw new Error('not the base64 of a DER certificate');
+      return new X509Certificate(der);
+    });
   } catch {
     // Unreadable DER is the sender's fault; the caller reports it with the input.
     return undefined;
@@ -207,7 +227,7 @@ function describeName(name: string): string {
 function readTrustConfig(pems: readonly string[], what: string): X509Certificate[] {
   return pems.map((pem, i) => {
     try {
-      return new X509Certificate(pem);
+      return parseCached(pem, () => new X509Certificate(pem)).cert;
     } catch (err) {
       throw new EnvelopeError(ENVELOPE_TRUST_CONFIG, [`${what}[${i}]: not a PEM certificate (got ${describeValue(pem)})`], { cause: err });
     }
