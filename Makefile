@@ -8,13 +8,14 @@ DEBS := nats-server wireguard-tools wireguard-go nftables iproute2 openssl iputi
 DEB_BINS := nats-server wg wireguard-go nft ip openssl ping promtool
 export npm_config_update_notifier := false
 
-.PHONY: help deps sysdeps node_modules build typecheck lint test unit bench demo demo-pki clean
+.PHONY: help deps sysdeps node_modules build typecheck lint test unit bench faults demo demo-pki clean
 
 help:
 	@echo "make demo    a hub and three countries in network namespaces: enroll, tunnels, a notice sent and received (root)"
 	@echo "make demo-pki  the CA alone: offline enrollment, openssl checks, CRL and OCSP (no root)"
 	@echo "make test    type check, lint and run every test (installs what is missing)"
 	@echo "make bench   run the benchmarks (bench/), printing tables with their baselines"
+	@echo "make faults  attack and fuzz the real hub and agent (faults/): a table of refused and leaked; FAULTS_QUICK=1 for a short run"
 	@echo "make deps    install missing Debian packages and node modules"
 	@echo "make build   compile TypeScript to dist/ (the installed bins run from there)"
 
@@ -66,6 +67,13 @@ unit: node_modules
 bench: deps
 	$(BIN)/tsx bench/pki.ts
 	$(BIN)/tsx bench/metrics-scrape.ts
+
+# The fault suite (faults/run.ts): attacks on the broker, tokens, envelopes and admin API of a real
+# hub daemon, and 10 000-case fuzzing of the envelope validator, the agent's local API and the
+# enrollment API; prints a table, writes faults/results/latest.{json,md}, exits 1 when a row fails.
+# FAULTS_QUICK=1 for a short run (its checks also run in `make test`, from faults/*.test.ts).
+faults: deps
+	$(BIN)/tsx faults/run.ts
 
 # The network demo: hub + countries in network namespaces, real tunnels and broker (needs root).
 # DEMO_ONESHOT=1 runs the scenario once and exits 0 only if every message arrived.
