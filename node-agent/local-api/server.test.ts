@@ -210,3 +210,20 @@ t.test('local api: the OpenAPI document lists every route, with bearer security 
   }
   t.ok(doc.paths['/v1/messages']?.['post'], 'POST /v1/messages');
 });
+
+t.test('local api: a URL the router cannot take apart is refused with a local code, after the token check', async (t) => {
+  const { app, token } = await startLocalApiForTest(t);
+  const auth = { authorization: `Bearer ${token}` };
+  const badEncoding = '/v1/messages/%ED%A0%80';
+  const anonymous = await app.inject({ method: 'GET', url: badEncoding });
+  t.equal(anonymous.statusCode, 401, 'no token: nothing else is said');
+  t.equal(anonymous.json<ErrorAnswer>().code, 'LOCAL_AUTH_REQUIRED');
+  const bad = await app.inject({ method: 'GET', url: badEncoding, headers: auth });
+  t.equal(bad.statusCode, 400);
+  t.equal(bad.json<ErrorAnswer>().code, 'LOCAL_BAD_REQUEST');
+  const overLong = await app.inject({ method: 'POST', url: `/v1/inbox/${'a'.repeat(300)}/ack`, headers: auth });
+  t.equal(overLong.json<ErrorAnswer>().code, 'LOCAL_BAD_REQUEST', 'a parameter past the router limit');
+  const longId = await app.inject({ method: 'GET', url: `/v1/messages/${'a'.repeat(120)}`, headers: auth });
+  t.equal(longId.statusCode, 404, 'an id of 120 characters (the schema allows 128) reaches its route');
+  t.equal(longId.json<ErrorAnswer>().code, 'LOCAL_UNKNOWN_MESSAGE');
+});

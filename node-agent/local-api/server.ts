@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { VERSION } from '../../protocol/version.js';
 import type { RelayPort } from '../relay/types.js';
 import { makeAuthHook, type BearerVerifier } from './auth.js';
-import { LOCAL_NOT_FOUND, makeErrorHandler } from './errors.js';
+import { LOCAL_BAD_REQUEST, LOCAL_NOT_FOUND, LocalApiError, makeErrorHandler } from './errors.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
 import { registerInboxRoutes } from './routes-inbox.js';
 import { registerMessageRoutes } from './routes-messages.js';
@@ -39,6 +39,8 @@ export interface LocalApiOptions {
  */
 export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp> {
   const log = opts.log;
+  const callers = new WeakMap<FastifyRequest, string>();
+  const authHook = makeAuthHook(opts.tokens, callers);
   const app = Fastify({
     bodyLimit: opts.bodyLimitBytes,
     loggerInstance: log,
@@ -47,6 +49,18 @@ export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp>
     return503OnClosing: true,
     // Event streams and long polls would otherwise hold `close` until their clients leave.
     forceCloseConnections: true,
+    // Ids up to 128 characters are valid (IdParamsSchema); fastify's default stops at 100.
+    maxParamLength: 256,
+    // A URL the router cannot even take apart (bad percent-encoding, an over-long parameter) is
+    // answered here, before routing and hooks: authenticate first, as for any route, so an
+    // unauthenticated prober still learns nothing, then refuse with a local code.
+    frameworkErrors: (err, req, reply) => {
+      const errorHandler = makeErrorHandler(log);
+      authHook(req, reply, (authErr?: Error) => {
+        const refusal = authErr ?? new LocalApiError(LOCAL_BAD_REQUEST, `${req.method} ${req.url.split('?')[0] ?? ''}: not a valid URL for this API (${err.message})`);
+        void errorHandler(refusal, req, reply);
+      });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(makeValidatorCompiler());
   // Response schemas document the API; answers are the relay's own objects, written as they are
@@ -56,8 +70,7 @@ export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp>
   // JSON only: a text/plain body would otherwise reach validation as a string.
   app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: LOCAL_NOT_FOUND, message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}` }));
-  const callers = new WeakMap<FastifyRequest, string>();
-  app.addHook('onRequest', makeAuthHook(opts.tokens, callers));
+  app.addHook('onRequest', authHook);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
