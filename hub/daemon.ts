@@ -188,6 +188,8 @@ export class HubDaemon {
       tls: { cert: hubCertPem, key: await readFile(ids.hubKey, 'utf8'), ca: await readFile(rootPath, 'utf8') },
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // Every request would otherwise build a stack trace up front (a tenth of the hub's CPU under load).
+      noAsyncTraces: true,
     });
     this.#isConnected = true;
     void this.#watchConnection(this.#nc);
@@ -366,6 +368,10 @@ export class HubDaemon {
       before.overlayAddress !== after.overlayAddress;
     if (!relevant) return;
     this.#countries = this.#services?.registry.list() ?? this.#countries;
+    // Broker users, pins and tunnel peers are made of active countries only: a country added as
+    // pending, or re-added after a revocation, changes none of them (195 additions used to mean
+    // 195 reloads of nats-server).
+    if (before?.status !== 'active' && after.status !== 'active') return;
     if (after.status === 'active' && this.#jsm) await ensureCountryConsumer(this.#jsm, after.code);
     await this.#broker?.reload();
     if (this.#tunnel) {

@@ -252,6 +252,8 @@ export class AgentDaemon {
         reconnectJitter: 1000,
         reconnectJitterTLS: 2000,
         timeout: 10_000,
+        // Every request would otherwise build a stack trace up front, for errors that are rare.
+        noAsyncTraces: true,
       });
       if (this.#isStopping) {
         await nc.close();

@@ -144,7 +144,8 @@ export function chainNext(prev: ChainTail, fields: AuditFields, at: Date = new D
   const cleaned = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as AuditFields;
   if (cleaned.problems !== undefined) cleaned.problems = cleaned.problems.map(cleanText);
   if (cleaned.actor !== undefined) cleaned.actor = cleaned.actor.replace(LONE_SURROGATE, '\uFFFD');
-  const problems = schemaProblems(FieldsSchema, cleaned, 'fields');
+  // The fast check first; the error-collecting path (slow) only to say what is wrong.
+  const problems = Value.Check(FieldsSchema, cleaned) ? [] : schemaProblems(FieldsSchema, cleaned, 'fields');
   for (const key of ['from', 'country'] as const) {
     const cc = cleaned[key];
     if (cc !== undefined && !isCountryCode(cc)) problems.push(`fields.${key}: not an assigned ISO 3166-1 code (got ${describeValue(cc)})`);
