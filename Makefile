@@ -67,6 +67,9 @@ unit: node_modules
 bench: deps
 	$(BIN)/tsx bench/pki.ts
 	$(BIN)/tsx bench/metrics-scrape.ts
+	$(BIN)/tsx bench/relay.ts
+	$(BIN)/tsx bench/scale.ts
+	$(BIN)/tsx bench/summary.ts
 
 # The fault suite (faults/run.ts): attacks on the broker, tokens, envelopes and admin API of a real
 # hub daemon, and 10 000-case fuzzing of the envelope validator, the agent's local API and the
