@@ -50,7 +50,7 @@ export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp>
     // Event streams and long polls would otherwise hold `close` until their clients leave.
     forceCloseConnections: true,
     // Ids up to 128 characters are valid (IdParamsSchema); fastify's default stops at 100.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // A URL the router cannot even take apart (bad percent-encoding, an over-long parameter) is
     // answered here, before routing and hooks: authenticate first, as for any route, so an
     // unauthenticated prober still learns nothing, then refuse with a local code.
