@@ -23,6 +23,8 @@ export const REGISTRY_OVERLAY_FULL = 'REGISTRY_OVERLAY_FULL';
 export const ENROLL_BAD_REQUEST = 'ENROLL_BAD_REQUEST';
 export const ENROLL_COUNTRY_NOT_ENROLLABLE = 'ENROLL_COUNTRY_NOT_ENROLLABLE';
 export const ENROLL_WG_KEY_IN_USE = 'ENROLL_WG_KEY_IN_USE';
+/** Too many wrong tokens from one address within a minute (`hub/api/failure-limiter.ts`). */
+export const ENROLL_RATE_LIMITED = 'ENROLL_RATE_LIMITED';
 export const RENEW_NOT_CURRENT = 'RENEW_NOT_CURRENT';
 export const AUTH_CLIENT_CERT_REQUIRED = 'AUTH_CLIENT_CERT_REQUIRED';
 export const AUTH_WRONG_IDENTITY = 'AUTH_WRONG_IDENTITY';
