@@ -2,10 +2,12 @@
  * Report of the 195-country benchmark in the house format (bench/lib/report.ts): a table printed
  * for people, markdown for bench/results, JSON with fixed keys for machines.
  */
-import { cpus, totalmem } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { formatTable } from '../../protocol/text-table.js';
+import { machine } from './report.js';
+
+export { machine };
 
 /** As bench/lib/report.ts: the smallest value with at least `q` of the samples at or below it. */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -18,15 +20,6 @@ export function sortedCopy(values: readonly number[]): number[] {
   return [...values].sort((a, b) => a - b);
 }
 
-export function machine(): { date: string; cpu: string; cores: number; memoryGiB: number; node: string } {
-  return {
-    date: new Date().toISOString().slice(0, 10),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-  };
-}
 
 /** One line of the result table. `met` undefined: no target, or not measured. */
 export interface ScaleRow {
