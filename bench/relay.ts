@@ -45,7 +45,7 @@ import { httpsCall } from '../test/helpers/https.js';
 import { closedPort } from '../test/helpers/ports.js';
 import { fsyncLatencies, log, machineInfo, median, Owner, percentile, round, rssMiB, RssSampler, settings } from './lib/relay-common.js';
 import { LocalApi } from './lib/relay-http.js';
-import { compileDaemons, daemonExecArgv, startCompiledAgent, startCompiledHub } from './lib/relay-daemons.js';
+import { compileDaemons, compiledRun, daemonExecArgv } from './lib/relay-daemons.js';
 import { JetStreamBaseline } from './lib/relay-jetstream.js';
 import { InboxStream } from './lib/relay-sse.js';
 import { stageTimeline, type Sample } from './lib/relay-stages.js';
@@ -91,7 +91,7 @@ async function startNcbnet(owner: Owner, outDir: string | undefined): Promise<Nc
     metrics: { port: 0 },
     ...logLevel,
   };
-  const hub = outDir === undefined ? await startHubProcess(owner, hubState, hubConfig) : await startCompiledHub(owner, outDir, hubState, hubConfig);
+  const hub = await startHubProcess(owner, hubState, hubConfig, outDir === undefined ? {} : compiledRun(outDir));
   progress(`hub running (pid ${hub.child.pid}), API ${hub.endpoints.apiUrl}, broker ${hub.endpoints.natsUrl}`);
   const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
   const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
@@ -105,7 +105,7 @@ async function startNcbnet(owner: Owner, outDir: string | undefined): Promise<Nc
     owner.teardown(() => rm(state, { recursive: true, force: true }));
     await enroll({ hubUrl: hub.endpoints.apiUrl, token, stateDir: state, country: cc });
     const agentConfig = { localApi: { host: '127.0.0.1', port: 0 }, metrics: { port: 0 }, ...logLevel };
-    agents[cc] = outDir === undefined ? await startAgentProcess(owner, state, agentConfig) : await startCompiledAgent(owner, outDir, state, agentConfig);
+    agents[cc] = await startAgentProcess(owner, state, agentConfig, outDir === undefined ? {} : compiledRun(outDir));
     tokens[cc] = await readToken(join(state, 'local-api.tokens'));
     progress(`${cc} enrolled and its agent running (pid ${agents[cc].child.pid}), local API ${agents[cc].endpoints.localApiUrl}`);
   }

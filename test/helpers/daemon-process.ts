@@ -27,21 +27,34 @@ export interface DaemonProcess<E> {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * How the daemon runs. Default: from source under the TypeScript loader (tap's under tap, tsx
+ * outside). `compiled`: the JavaScript `tsc -p tsconfig.build.json` emitted into `outDir`, with
+ * plain node and `execArgv` (as deployed; benchmarks use it so the loader's memory is not counted).
+ */
+export interface DaemonRunOptions {
+  timeoutMs?: number;
+  netns?: string;
+  compiled?: { outDir: string; execArgv?: readonly string[] };
+}
+
 interface DaemonSpec<E> {
   label: string;
+  /** Source path from the repository root (`hub/cli/main.ts`). */
   entry: string;
   args: string[];
-  netns?: string | undefined;
-  timeoutMs?: number | undefined;
+  run: DaemonRunOptions;
   /** The daemon's endpoints once it wrote them for this pid; undefined until then. */
   ready: () => Promise<(E & { pid: number }) | undefined>;
 }
 
 async function startDaemon<E>(t: DaemonOwner, spec: DaemonSpec<E>): Promise<DaemonProcess<E>> {
-  const timeoutMs = spec.timeoutMs ?? 30_000;
-  const argv = [process.execPath, ...typescriptLoader(), spec.entry, ...spec.args];
+  const { compiled, netns } = spec.run;
+  const timeoutMs = spec.run.timeoutMs ?? 30_000;
+  const program = compiled ? [...(compiled.execArgv ?? []), join(compiled.outDir, spec.entry.replace(/\.ts$/, '.js'))] : [...typescriptLoader(), spec.entry];
+  const argv = [process.execPath, ...program, ...spec.args];
   // `ip netns exec` execs the program in place, so the pid is the daemon's own.
-  const [cmd, ...args] = spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...argv] : argv;
+  const [cmd, ...args] = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
   const child = spawn(cmd as string, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
@@ -83,22 +96,21 @@ async function startDaemon<E>(t: DaemonOwner, spec: DaemonSpec<E>): Promise<Daem
  * write its endpoints, and stops it at teardown if the test did not. Its log is printed when the
  * test fails.
  */
-export async function startHubProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<Endpoints>> {
+export async function startHubProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: DaemonRunOptions = {}): Promise<DaemonProcess<Endpoints>> {
   const configPath = join(stateDir, 'hub.json');
   await writeFile(configPath, JSON.stringify(config));
-  return startDaemon(t, { label: 'hub', entry: 'hub/cli/main.ts', args: ['hub', 'run', '--state', stateDir, '--config', configPath], netns: opts.netns, timeoutMs: opts.timeoutMs, ready: () => readEndpoints(stateDir) });
+  return startDaemon(t, { label: 'hub', entry: 'hub/cli/main.ts', args: ['hub', 'run', '--state', stateDir, '--config', configPath], run: opts, ready: () => readEndpoints(stateDir) });
 }
 
 /** Runs the real node agent on an enrolled `stateDir` with `config` (agent.json), like {@link startHubProcess}. */
-export async function startAgentProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: { timeoutMs?: number; netns?: string } = {}): Promise<DaemonProcess<AgentEndpoints>> {
+export async function startAgentProcess(t: DaemonOwner, stateDir: string, config: unknown, opts: DaemonRunOptions = {}): Promise<DaemonProcess<AgentEndpoints>> {
   const configPath = join(stateDir, 'agent.json');
   await writeFile(configPath, JSON.stringify(config));
   return startDaemon(t, {
     label: `agent ${stateDir}`,
     entry: 'node-agent/cli/main.ts',
     args: ['run', '--state', stateDir, '--config', configPath],
-    netns: opts.netns,
-    timeoutMs: opts.timeoutMs,
+    run: opts,
     ready: () => readAgentEndpoints(stateDir).catch(() => undefined),
   });
 }
