@@ -11,6 +11,7 @@ import { subjects } from '../protocol/subjects.js';
 import { VERSION } from '../protocol/version.js';
 import type { AgentConfig } from './config.js';
 import { BodyCrypto } from './body-crypto.js';
+import { brokerConnectionOptions } from './broker-connection.js';
 import { MemberDirectory } from './directory.js';
 import { hubJson } from './enroll/hub-client.js';
 import { renewalDelayMs, renewCertificate } from './enroll/renew.js';
@@ -237,24 +238,10 @@ export class AgentDaemon {
    */
   async #connect(): Promise<void> {
     const bundle = this.#bundle as Bundle;
-    const paths = agentPaths(this.#o.stateDir);
     const log = this.#log.child({ component: 'broker-connection', country: bundle.country });
-    const [cert, chain, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.chain, 'utf8'), readFile(paths.countryKey, 'utf8')]);
+    const options = await brokerConnectionOptions(this.#o.stateDir, bundle);
     try {
-      const nc = await connect({
-        servers: bundle.hub.natsUrl,
-        name: `ncbnet-agent-${bundle.country}`,
-        tls: { cert: cert + chain, key, ca: bundle.caCertificate },
-        inboxPrefix: subjects.inboxPrefix(bundle.country),
-        waitOnFirstConnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 1000,
-        reconnectJitter: 1000,
-        reconnectJitterTLS: 2000,
-        timeout: 10_000,
-        // Every request would otherwise build a stack trace up front, for errors that are rare.
-        noAsyncTraces: true,
-      });
+      const nc = await connect(options);
       if (this.#isStopping) {
         await nc.close();
         return;

@@ -6,11 +6,12 @@
  * nats-server with its own certificate, plus the agent's heartbeat timer. No tunnel, firewall,
  * local API, member directory (public notices need no encryption) or renewal timer.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { brokerConnectionOptions } from '../../node-agent/broker-connection.js';
 import { enroll } from '../../node-agent/enroll/enroll.js';
 import { HeartbeatTimer } from '../../node-agent/heartbeat.js';
 import { Relay } from '../../node-agent/relay/relay.js';
@@ -101,20 +102,8 @@ export async function connectFleet(hub: HubProcess, codes: readonly string[], ba
       const signer = new EnvelopeSigner(paths);
       await signer.reload();
       const relay = await Relay.open({ country: cc, stateDir, log, sign: (e) => signer.sign(e), verify: makeEnvelopeVerifier(bundle.caCertificate, bundle.chain) });
-      const [cert, chain, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.chain, 'utf8'), readFile(paths.countryKey, 'utf8')]);
-      // As AgentDaemon#connect, but to the hub's loopback URL (no tunnel here).
-      const nc = await connect({
-        servers: hub.endpoints.natsUrl,
-        name: `ncbnet-agent-${cc}`,
-        tls: { cert: cert + chain, key, ca: bundle.caCertificate },
-        inboxPrefix: subjects.inboxPrefix(cc),
-        waitOnFirstConnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 1000,
-        reconnectJitter: 1000,
-        reconnectJitterTLS: 2000,
-        timeout: 10_000,
-      });
+      // As the agent daemon connects, but to the hub's loopback URL (no tunnel here).
+      const nc = await connect(await brokerConnectionOptions(stateDir, bundle, hub.endpoints.natsUrl));
       await relay.attach(nc);
       const heartbeat = new HeartbeatTimer({
         intervalMs: heartbeatMs,
