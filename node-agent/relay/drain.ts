@@ -35,6 +35,8 @@ export interface DrainOptions {
   isConnected: () => boolean;
   publishTimeoutMs: number;
   retry: RetryBackoff;
+  /** Told of each publish JetStream acked (a duplicate ack included: it confirms a publish whose first ack was lost). */
+  onSubmitted?: () => void;
 }
 
 /** See the module comment. `start()` once, `wake()` on new work or reconnect, `stop()` at the end. */
@@ -91,6 +93,7 @@ export class Drain {
         if (entry === undefined) continue; // quarantined by read(), logged there
         // expect.streamName: the message must land in SUBMIT, not in some other stream on the subject.
         const ack = await js.publish(subject, entry.bytes, { msgID: id, timeout: this.#opts.publishTimeoutMs, expect: { streamName: SUBMIT_STREAM } });
+        this.#opts.onSubmitted?.();
         await status.markSubmitted(id, new Date().toISOString());
         await outbox.remove(id);
         failures = 0;

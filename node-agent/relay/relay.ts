@@ -2,9 +2,10 @@
  * The agent's relay (ARCHITECTURE, "Messages"): the one object the local API talks to
  * ({@link RelayPort}). It owns the durable outbox, inbox and status store under `stateDir/relay`,
  * and, once given a NATS connection, drains the outbox to SUBMIT ({@link Drain}), fills the inbox
- * from `deliver-<CC>` ({@link Delivery}) and records the router's rejections from
- * `ncb.event.<CC>` (where it also answers the hub's probes, `../probe-responder.ts`). Receipts flow back to senders: a `delivered` one when a message is newly stored
- * in the inbox, a `read` one when the application acks it, both through the outbox like `submit`;
+ * from `deliver-<CC>` ({@link Delivery}) and takes the hub's events on `ncb.event.<CC>`
+ * (rejections and probes, {@link HubEvents}). Receipts flow back to senders: a `delivered` one
+ * when a message is newly stored in the inbox, a `read` one when the application acks it, both
+ * through the outbox like `submit`;
  * receipts arriving here update the status of the message they name and skip the inbox.
  *
  * It never opens or closes the connection: the daemon does (TLS over the tunnel,
@@ -12,10 +13,8 @@
  * accepted messages wait on disk until it is up.
  */
 import { join } from 'node:path';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import Type from 'typebox';
-import { Value } from 'typebox/value';
 import type { Logger } from 'pino';
 import { isCountryCode } from '../../protocol/country.js';
 import { MAX_ENVELOPE_BYTES, encodeEnvelope, type ALL_COUNTRIES, type Envelope } from '../../protocol/envelope.js';
@@ -24,6 +23,7 @@ import { schemaProblems } from '../../protocol/validate.js';
 import { ProbeResponder } from '../probe-responder.js';
 import { Delivery } from './delivery.js';
 import { Drain } from './drain.js';
+import { HubEvents } from './hub-events.js';
 import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_ENCRYPTION_UNAVAILABLE, RELAY_STOPPED, RelayError } from './errors.js';
 import { nextUlid } from './ids.js';
 import { Inbox } from './inbox.js';
@@ -72,14 +72,6 @@ export interface RelayOptions {
   stats?: RelayStats;
 }
 
-/** `{type:'rejected', id, code, problems}` on `ncb.event.<CC>`, as the hub's router publishes it. */
-const RejectionEventSchema = Type.Object({
-  type: Type.Literal('rejected'),
-  id: Type.Union([Type.String(), Type.Null()]),
-  code: Type.String({ maxLength: 128 }),
-  problems: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 }),
-});
-
 /** The live parts that exist only while a connection is attached. */
 interface Attachment {
   nc: NatsConnection;
@@ -97,7 +89,7 @@ export class Relay implements RelayPort {
   readonly #outbox: Outbox;
   readonly #inbox: Inbox;
   readonly #status: StatusStore;
-  readonly #probes: ProbeResponder;
+  readonly #events: HubEvents;
   #lastId: string | undefined;
   #attachment: Attachment | undefined;
   #isConnected = false;
@@ -110,7 +102,8 @@ export class Relay implements RelayPort {
     this.#outbox = outbox;
     this.#inbox = inbox;
     this.#status = status;
-    this.#probes = new ProbeResponder({ country: opts.country, log: opts.log, onAnswered: () => opts.stats?.probeAnswered?.() });
+    const probes = new ProbeResponder({ country: opts.country, log: opts.log, onAnswered: () => opts.stats?.probeAnswered?.() });
+    this.#events = new HubEvents({ log, status, probes });
     this.#lastId = outbox.list().at(-1);
   }
 
@@ -151,7 +144,7 @@ export class Relay implements RelayPort {
     const js = jetstream(nc, { timeout: timeoutMs });
     this.#isConnected = true;
     const isConnected = (): boolean => this.#isConnected && this.#attachment?.nc === nc;
-    const drain = new Drain({ country: this.#country, js: this.#countingSubmissions(js), outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry });
+    const drain = new Drain({ country: this.#country, js, outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry, onSubmitted: () => this.#opts.stats?.messageSent?.() });
     const delivery = new Delivery({
       country: this.#country,
       js,
@@ -175,7 +168,7 @@ export class Relay implements RelayPort {
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
         if (err !== null) this.#log.error({ err }, 'event subscription failed');
-        else void this.#onEvent(nc, msg.data);
+        else void this.#events.handle(nc, msg.data);
       },
     });
     this.#attachment = { nc, drain, delivery, events, watcher: this.#watch(nc, drain, delivery) };
@@ -367,62 +360,6 @@ export class Relay implements RelayPort {
     if (this.#attachment?.nc === nc) this.#isConnected = false;
   }
 
-  /**
-   * The drain's JetStream client, telling `stats.messageSent` of each publish JetStream acked (a
-   * duplicate ack included: it confirms a publish whose first ack was lost). The drain itself
-   * knows nothing of metrics; wrapping its client keeps it that way.
-   */
-  #countingSubmissions(js: JetStreamClient): JetStreamClient {
-    const stats = this.#opts.stats;
-    if (stats?.messageSent === undefined) return js;
-    return new Proxy(js, {
-      get(target, prop) {
-        if (prop === 'publish') {
-          return async (...args: Parameters<JetStreamClient['publish']>) => {
-            const ack = await target.publish(...args);
-            stats.messageSent?.();
-            return ack;
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  }
-
-  async #onEvent(nc: NatsConnection, data: Uint8Array): Promise<void> {
-    let value: unknown;
-    try {
-      value = JSON.parse(new TextDecoder().decode(data));
-    } catch (err) {
-      this.#log.warn({ err }, 'event is not JSON, ignored');
-      return;
-    }
-    if (typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'probe') {
-      this.#probes.answer(nc, value);
-      return;
-    }
-    if (typeof value !== 'object' || value === null || (value as { type?: unknown }).type !== 'rejected') {
-      this.#log.debug({ type: (value as { type?: unknown } | null)?.type }, 'event ignored');
-      return;
-    }
-    if (!Value.Check(RejectionEventSchema, value)) {
-      this.#log.warn({ problems: schemaProblems(RejectionEventSchema, value) }, 'malformed rejection event ignored');
-      return;
-    }
-    const { id, code, problems } = value;
-    if (id === null) {
-      this.#log.warn({ code, problems }, 'the hub rejected a submission without a readable id');
-      return;
-    }
-    try {
-      const status = await this.#status.markRejected(id, { code, problems }, new Date().toISOString());
-      if (status === undefined) this.#log.warn({ id, code }, 'rejection for an unknown message ignored');
-      else this.#log.warn({ id, code, problems }, 'message rejected by the hub');
-    } catch (err) {
-      this.#log.error({ err, id, code }, 'rejection not recorded');
-    }
-  }
 }
 
 function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Partial<Pick<T, K>> {
