@@ -16,18 +16,16 @@ import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.
 import type { Heartbeat } from '../../protocol/heartbeat.js';
 import type { ProbeAnswer, ProbeRequest } from '../../protocol/probe.js';
 import { signEnvelope } from '../../protocol/signature.js';
-import { addAddress, setUp } from '../../system/ip.js';
-import { createWgInterface } from '../../system/wg-interface.js';
-import { genKey, pubKey, setInterface, setPeer } from '../../system/wg.js';
 import { subjects } from '../../protocol/subjects.js';
 import { runCli } from '../helpers/cli.js';
 import { countryKeys } from '../helpers/country-identity.js';
 import { startHubProcess } from '../helpers/daemon-process.js';
 import { describeError } from '../helpers/errors.js';
 import { httpsCall } from '../helpers/https.js';
-import { canConnectTcp, createNetnsLab, netnsSkipReason, pollUntil } from '../helpers/netns.js';
+import { canConnectTcp, netnsSkipReason, pollUntil } from '../helpers/netns.js';
 import { tempDir } from '../helpers/tmpdir.js';
 import { waitFor } from '../helpers/wait.js';
+import { startWgHubLab } from '../helpers/wg-hub-lab.js';
 
 const state = await tempDir(t, 'ncbnet-hub-metrics-');
 await initHubState({ state, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
@@ -296,51 +294,20 @@ t.test('hub metrics: suspend, resume and revoke are logged once each; a revoked 
 t.test('hub metrics: with WireGuard on, handshake time and tunnel bytes per country, and the tunnel in /readyz', { skip: netnsSkipReason() }, async (t) => {
   // The hub in a namespace of its own (as in test/e2e/hub-wireguard.test.ts), FR's tunnel end set
   // up by hand in another; the test reaches the API and /metrics over a veth into the hub's.
-  const lab = createNetnsLab(t);
-  const hubNs = await lab.ns('hub');
-  const frNs = await lab.ns('fr');
-  const octet = parseInt(lab.id.slice(0, 2), 16);
-  const apiHost = `10.202.${octet}.2`;
-  await lab.rootLink(hubNs, `10.202.${octet}.1/30`, `${apiHost}/30`);
-  await lab.veth({ ns: hubNs, address: '10.200.2.1/24' }, { ns: frNs, address: '10.200.2.2/24' });
-  const wgState = await tempDir(t, 'ncbnet-hub-metrics-wg-');
-  await initHubState({ state: wgState, hubName: 'hub-1', sans: [apiHost, '10.77.0.1', '127.0.0.1', 'localhost'], operator: 'admin' });
-  const hubIf = lab.ifname('hub');
-  const wgHub = await startHubProcess(
-    t,
-    wgState,
-    {
-      api: { host: apiHost, port: 0 },
-      broker: { host: '0.0.0.0', port: 0, monitorPort: 0 },
-      metrics: { host: apiHost, port: 0 },
-      wireguard: { enabled: true, interface: hubIf, listenPort: 51820, endpoint: '10.200.2.1:51820' },
-    },
-    { netns: hubNs },
-  );
-  const wgIds = identityPaths(wgState);
-  const op = { ca: await readFile(wgIds.operatorCa, 'utf8'), cert: await readFile(wgIds.operatorCert, 'utf8'), key: await readFile(wgIds.operatorKey, 'utf8') };
-  const call = (path: string, body?: unknown) => httpsCall(`${wgHub.endpoints.apiUrl}/v1/admin${path}`, { method: body === undefined ? 'GET' : 'POST', body, ...op });
-  await call('/countries', { code: 'FR', name: 'France' });
-  const token = ((await call('/tokens', { country: 'FR' })).json as { token: string }).token;
-  const frWgPrivate = await genKey();
-  const keys = await countryKeys('FR');
-  const enrolled = await httpsCall(`${wgHub.endpoints.apiUrl}/v1/enroll`, { ca: op.ca, body: { token, csr: keys.csr, wgPublicKey: await pubKey(frWgPrivate) } });
+  const { lab, frNs, hub: wgHub, enrollFr, frTunnel } = await startWgHubLab(t, {
+    rootNet: 202,
+    underlayNet: 2,
+    hubConfig: (host) => ({ api: { host, port: 0 }, broker: { host: '0.0.0.0', port: 0, monitorPort: 0 }, metrics: { host, port: 0 } }),
+  });
+  const { enrolled, bundle, wgPrivateKey: frWgPrivate } = await enrollFr();
   t.equal(enrolled.status, 200, enrolled.text);
-  const bundle = enrolled.json as Bundle;
   const metricsUrl = wgHub.endpoints.metricsUrl ?? '';
   let s = await scrapeUntil('FR listed', (x) => value(x, 'ncbnet_country_info', { country: 'FR' }) === 1, 10_000, metricsUrl);
   t.equal(value(s, 'ncbnet_wireguard_last_handshake_timestamp_seconds', { country: 'FR' }), undefined, 'no handshake yet: absent');
   t.equal(value(s, 'ncbnet_wireguard_receive_bytes_total', { country: 'FR' }), 0, 'a peer with no traffic yet');
   t.equal(value(s, 'ncbnet_metrics_source_up', { source: 'wireguard' }), 1);
 
-  const frIf = lab.ifname('fr');
-  const iface = await createWgInterface(frIf, { netns: frNs });
-  t.teardown(() => iface.close());
-  await setInterface(frIf, { privateKey: frWgPrivate }, { netns: frNs });
-  await addAddress(frIf, `${bundle.overlayAddress}/32`, { netns: frNs });
-  await setUp(frIf, { netns: frNs });
-  await setPeer(frIf, { publicKey: bundle.hub.wgPublicKey as string, allowedIps: ['10.77.0.1/32'], endpoint: bundle.hub.wgEndpoint as string }, { netns: frNs });
-  await lab.exec(frNs, ['ip', 'route', 'add', '10.77.0.1/32', 'dev', frIf]);
+  await frTunnel(bundle, frWgPrivate);
   const natsPort = Number(new URL(wgHub.endpoints.natsUrl).port);
   t.ok(await pollUntil(() => canConnectTcp(lab, frNs, '10.77.0.1', natsPort), { timeoutMs: 15_000, intervalMs: 200 }), 'FR reaches the broker over the tunnel');
   const before = Math.floor(Date.now() / 1000) - 60;
