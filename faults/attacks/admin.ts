@@ -41,26 +41,8 @@ export async function attackAdminApi(ctx: FaultContext): Promise<RowInput[]> {
   let refused = 0;
   let leaked = 0;
   const notes: string[] = [];
-  for (const [who, identity, status, code] of callers) {
-    for (const [method, path, body] of routes) {
-      attempts += 1;
-      const answer = await net.call(method, path, identity, body);
-      const got = (answer.json as { code?: unknown } | undefined)?.code;
-      if (answer.status === status && got === code) refused += 1;
-      else {
-        if (answer.status < 300) leaked += 1;
-        notes.push(`${answer.status < 300 ? 'LEAK' : 'UNEXPECTED'}: ${who}: ${method} ${path}: ${answer.status} ${String(got)}, expected ${status} ${code}`);
-      }
-    }
-  }
-  // The other routes that check an identity: the member directory and renewal.
-  const others: [string, TlsIdentity | undefined, string, string, unknown, number, string][] = [
-    ['no client certificate', undefined, 'GET', '/v1/directory', undefined, 401, 'AUTH_CLIENT_CERT_REQUIRED'],
-    ['a revoked operator certificate', net.revokedOperator, 'GET', '/v1/directory', undefined, 403, 'AUTH_WRONG_IDENTITY'],
-    ['an operator certificate from another root CA', net.foreignOperator, 'GET', '/v1/directory', undefined, 401, 'AUTH_CLIENT_CERT_REQUIRED'],
-    ["the operator's certificate", net.operator, 'POST', '/v1/renew', { csr: 'x' }, 403, 'AUTH_WRONG_IDENTITY'],
-  ];
-  for (const [who, identity, method, path, body, status, code] of others) {
+  /** One call that must be refused with `status` and `code`; anything under 300 is a leak. */
+  const expectRefusal = async (who: string, identity: TlsIdentity | undefined, method: string, path: string, body: unknown, status: number, code: string): Promise<void> => {
     attempts += 1;
     const answer = await net.call(method, path, identity, body);
     const got = (answer.json as { code?: unknown } | undefined)?.code;
@@ -69,7 +51,18 @@ export async function attackAdminApi(ctx: FaultContext): Promise<RowInput[]> {
       if (answer.status < 300) leaked += 1;
       notes.push(`${answer.status < 300 ? 'LEAK' : 'UNEXPECTED'}: ${who}: ${method} ${path}: ${answer.status} ${String(got)}, expected ${status} ${code}`);
     }
+  };
+  for (const [who, identity, status, code] of callers) {
+    for (const [method, path, body] of routes) await expectRefusal(who, identity, method, path, body, status, code);
   }
+  // The other routes that check an identity: the member directory and renewal.
+  const others: [string, TlsIdentity | undefined, string, string, unknown, number, string][] = [
+    ['no client certificate', undefined, 'GET', '/v1/directory', undefined, 401, 'AUTH_CLIENT_CERT_REQUIRED'],
+    ['a revoked operator certificate', net.revokedOperator, 'GET', '/v1/directory', undefined, 403, 'AUTH_WRONG_IDENTITY'],
+    ['an operator certificate from another root CA', net.foreignOperator, 'GET', '/v1/directory', undefined, 401, 'AUTH_CLIENT_CERT_REQUIRED'],
+    ["the operator's certificate", net.operator, 'POST', '/v1/renew', { csr: 'x' }, 403, 'AUTH_WRONG_IDENTITY'],
+  ];
+  for (const [who, identity, method, path, body, status, code] of others) await expectRefusal(who, identity, method, path, body, status, code);
   // What the writes would have changed.
   const countries = ((await net.admin('GET', '/countries')).json as { code: string; status: string }[]) ?? [];
   const de = countries.find((c) => c.code === 'DE');
