@@ -103,6 +103,8 @@ export class AgentMetrics {
   readonly #renewals: Counter<'result'>;
   readonly #messages: Counter<'direction'>;
   readonly #probes: Counter;
+  readonly #storeDamaged: Counter<'store'>;
+  readonly #storeFull: Counter<'store'>;
   /** The scrape in progress shares one read of wg and nft among its series. */
   #readings: Promise<Readings> | undefined;
   /** Sources failing now; a failure is logged when it starts and when it ends, not at every scrape. */
@@ -151,9 +153,25 @@ export class AgentMetrics {
       registers: [r],
     });
     this.#probes = new Counter({ name: 'ncbnet_agent_probes_answered_total', help: "The hub's synthetic probes answered on ncb.probe.<CC>.", registers: [r] });
+    this.#storeDamaged = new Counter({
+      name: 'ncbnet_agent_store_damaged_records_total',
+      help: 'Damaged records found when the relay opened its stores (journal lines skipped and copied aside, outbox files quarantined), by store.',
+      labelNames: ['store'],
+      registers: [r],
+    });
+    this.#storeFull = new Counter({
+      name: 'ncbnet_agent_store_full_total',
+      help: "Writes to the relay's stores refused because the agent's state disk is full (the local API answered 507), by store.",
+      labelNames: ['store'],
+      registers: [r],
+    });
     // Every known label value from the start, so rate() sees the first event and alerts see a 0.
     for (const result of ['ok', 'failed']) this.#renewals.inc({ result }, 0);
     for (const direction of ['sent', 'received']) this.#messages.inc({ direction }, 0);
+    for (const store of ['outbox', 'inbox', 'status']) {
+      this.#storeDamaged.inc({ store }, 0);
+      this.#storeFull.inc({ store }, 0);
+    }
   }
 
   /** What the relay reports to (RelayOptions.stats). */
@@ -162,6 +180,8 @@ export class AgentMetrics {
       messageSent: () => this.#messages.inc({ direction: 'sent' }),
       messageReceived: () => this.#messages.inc({ direction: 'received' }),
       probeAnswered: () => this.#probes.inc(),
+      storeDamaged: (store, records) => this.#storeDamaged.inc({ store }, records),
+      storageFull: (store) => this.#storeFull.inc({ store }),
     };
   }
 

@@ -6,7 +6,9 @@ import { hasCode } from '../../protocol/errors.js';
 import { describeValue } from '../../protocol/validate.js';
 import { VERSION } from '../../protocol/version.js';
 import { MessageDraftSchema, MessageStatusSchema, type MessageDraft, type RelayPort } from '../relay/types.js';
-import { LOCAL_BAD_REQUEST, LOCAL_BODY_TOO_LARGE, LOCAL_UNKNOWN_MESSAGE, LOCAL_UNKNOWN_RECIPIENT, LocalApiError, LocalApiValidationError } from './errors.js';
+import { callerOf, type Caller } from './auth.js';
+import { LOCAL_BAD_REQUEST, LOCAL_BODY_TOO_LARGE, LOCAL_ROLE_FORBIDDEN, LOCAL_UNKNOWN_MESSAGE, LOCAL_UNKNOWN_RECIPIENT, LocalApiError, LocalApiValidationError } from './errors.js';
+import { canReadStatus, sendRefusal } from './roles.js';
 import { AgentSummarySchema, ErrorSchema, IdParamsSchema, SubmitAnswerSchema, type LocalApiApp } from './schemas.js';
 
 /** What the message routes need. */
@@ -14,8 +16,8 @@ export interface MessageRouteDeps {
   relay: RelayPort;
   log: Logger;
   country: string;
-  /** Who made a request (set by the auth hook). */
-  callers: WeakMap<FastifyRequest, string>;
+  /** Who made a request and with which role (set by the auth hook). */
+  callers: WeakMap<FastifyRequest, Caller>;
 }
 
 /** The relay's code for an id it does not know (see `RelayPort.ack`). */
@@ -62,11 +64,16 @@ export function registerMessageRoutes(app: LocalApiApp, deps: MessageRouteDeps):
         summary: 'Send a message: answered once it is fsynced in the outbox (202), before the hub has it',
         security: SECURITY,
         body: MessageDraftSchema,
-        response: { 202: SubmitAnswerSchema, 400: ErrorSchema, 401: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 422: ErrorSchema, 503: ErrorSchema },
+        response: { 202: SubmitAnswerSchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 413: ErrorSchema, 415: ErrorSchema, 422: ErrorSchema, 503: ErrorSchema, 507: ErrorSchema },
       },
     },
     async (req, reply) => {
       const draft = req.body;
+      const caller = callerOf(deps.callers, req);
+      // The role is checked before anything else about the draft, so a refused caller learns
+      // nothing of the recipients' validity, and nothing is stored.
+      const refusal = sendRefusal(caller.role, draft);
+      if (refusal !== undefined) throw new LocalApiError(LOCAL_ROLE_FORBIDDEN, refusal);
       const problems = recipientProblems(draft);
       if (problems.length > 0) throw new LocalApiValidationError(LOCAL_UNKNOWN_RECIPIENT, 'recipients', problems);
       let status;
@@ -75,7 +82,7 @@ export function registerMessageRoutes(app: LocalApiApp, deps: MessageRouteDeps):
       } catch (err) {
         throw translateRelayError(err);
       }
-      log.info({ id: status.id, caller: deps.callers.get(req), kind: draft.kind, recipients: Array.isArray(draft.to) ? draft.to.length : draft.to }, 'message accepted');
+      log.info({ id: status.id, caller: caller.name, role: caller.role, kind: draft.kind, recipients: Array.isArray(draft.to) ? draft.to.length : draft.to }, 'message accepted');
       void reply.code(202).header('location', `/v1/messages/${status.id}`);
       return { id: status.id, status: status.state };
     },
@@ -92,6 +99,8 @@ export function registerMessageRoutes(app: LocalApiApp, deps: MessageRouteDeps):
       },
     },
     (req) => {
+      // Open to every role: an id is known only to whoever sent the message (ULIDs carry 80
+      // random bits), and a status holds recipients and states, never a subject or a body.
       const status = relay.status(req.params.id);
       if (!status) throw new LocalApiError(LOCAL_UNKNOWN_MESSAGE, `no message ${req.params.id} was sent through this agent`);
       return status;
@@ -102,17 +111,22 @@ export function registerMessageRoutes(app: LocalApiApp, deps: MessageRouteDeps):
     {
       schema: {
         tags: ['agent'],
-        summary: 'The agent: its country, broker connection, outbox depth and unacked inbox items',
+        summary: 'The agent: its country, broker connection, outbox depth and unacked inbox items (role ncb-admin only)',
         security: SECURITY,
-        response: { 200: AgentSummarySchema, 401: ErrorSchema },
+        response: { 200: AgentSummarySchema, 401: ErrorSchema, 403: ErrorSchema },
       },
     },
-    () => ({
-      country: deps.country,
-      version: VERSION,
-      connected: relay.isConnected(),
-      outboxDepth: relay.outboxDepth(),
-      inboxUnacked: relay.inbox({ limit: MAX_COUNTED }).length,
-    }),
+    (req) => {
+      const { role } = callerOf(deps.callers, req);
+      // The figures cover all the NCB's traffic, confidential included: counting it is reading it.
+      if (!canReadStatus(role)) throw new LocalApiError(LOCAL_ROLE_FORBIDDEN, `role ${role} may not read the agent status`);
+      return {
+        country: deps.country,
+        version: VERSION,
+        connected: relay.isConnected(),
+        outboxDepth: relay.outboxDepth(),
+        inboxUnacked: relay.inbox({ limit: MAX_COUNTED }).length,
+      };
+    },
   );
 }

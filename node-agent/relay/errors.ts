@@ -15,10 +15,19 @@ export const RELAY_ENCRYPTION_UNAVAILABLE = 'RELAY_ENCRYPTION_UNAVAILABLE';
 export const RELAY_RECIPIENT_KEY_UNKNOWN = 'RELAY_RECIPIENT_KEY_UNKNOWN';
 /** No member directory at all (never fetched, hub unreachable): nothing can be encrypted yet. */
 export const RELAY_DIRECTORY_UNAVAILABLE = 'RELAY_DIRECTORY_UNAVAILABLE';
-/** A store on disk (inbox or status journal) is damaged beyond its torn last line: refused, not guessed. */
+/**
+ * A store on disk cannot be read at all (permissions, EIO). Damaged records are not this: they are
+ * skipped, copied aside and reported (see `RecordLog.load`).
+ */
 export const RELAY_STORE_CORRUPT = 'RELAY_STORE_CORRUPT';
-/** Writing to a store failed (disk full, EIO); nothing was acknowledged to anyone. */
+/** Writing to a store failed (EIO, permissions); nothing was acknowledged to anyone. */
 export const RELAY_STORE_FAILED = 'RELAY_STORE_FAILED';
+/**
+ * The agent's state disk is full (ENOSPC, or EDQUOT for a quota): the write was refused and left
+ * no trace, records already stored are intact, and the next write works once space returns. The
+ * local API answers HTTP 507 with this code.
+ */
+export const RELAY_STORAGE_FULL = 'RELAY_STORAGE_FULL';
 /** The relay was stopped; it takes no more work. */
 export const RELAY_STOPPED = 'RELAY_STOPPED';
 /** `attach` was given a connection that is already closed (it will never come back). */
@@ -35,6 +44,7 @@ export type RelayErrorCode =
   | typeof RELAY_DIRECTORY_UNAVAILABLE
   | typeof RELAY_STORE_CORRUPT
   | typeof RELAY_STORE_FAILED
+  | typeof RELAY_STORAGE_FULL
   | typeof RELAY_STOPPED
   | typeof RELAY_CONNECTION_CLOSED
   | typeof RELAY_BAD_OPTIONS;
@@ -48,4 +58,27 @@ export class RelayError extends CodedError {
     super(code, message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.problems = opts.problems ?? [];
   }
+}
+
+/** errno codes that mean "no space left for this write". */
+const FULL_ERRNOS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** Whether `err` (or an error in its `cause` chain) says the disk or a quota is full. */
+export function isStorageFull(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== undefined && (FULL_ERRNOS.has(code) || code === RELAY_STORAGE_FULL)) return true;
+  }
+  return false;
+}
+
+/**
+ * The coded error for a failed write to a store at `path`: `RELAY_STORAGE_FULL` for a full disk,
+ * else `RELAY_STORE_FAILED`; an error that already is a {@link RelayError} is returned as is.
+ */
+export function storeWriteError(path: string, err: unknown): RelayError {
+  if (err instanceof RelayError) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  if (isStorageFull(err)) return new RelayError(RELAY_STORAGE_FULL, `the agent's state disk is full: ${path} was not written (${why}); free space on it, nothing already stored was lost`, { cause: err });
+  return new RelayError(RELAY_STORE_FAILED, `${path}: write failed: ${why}`, { cause: err });
 }

@@ -8,6 +8,16 @@
  * Compaction keeps the file proportional to what is live: acked items are kept whole for
  * `ackedRetentionMs` (so `includeAcked` can show them), then only their id for
  * `dedupRetentionMs`, which must exceed DELIVER's max age (30 days) so a replay is still caught.
+ *
+ * Concurrent puts and acks share one fdatasync (group commit, {@link RecordLog}); each resolves
+ * only after the fsync that covers its record, so acking to JetStream after `put` stays safe.
+ *
+ * Damaged records are skipped at load, copied aside and reported ({@link RecordLog}). What that
+ * costs, honestly: a lost `ack` shows its item as unacked again, so the application sees it a
+ * second time (a duplicate, which it must tolerate anyway); a lost `seen` lets a redelivery of
+ * that id through once more (a duplicate too); a lost `put` is an item gone from this agent for
+ * good — the hub had our ack for it, so it will not redeliver, and only the copy in
+ * `inbox.jsonl.damaged-*` (if its bytes are readable) or the sender can bring it back.
  */
 import { join } from 'node:path';
 import Type, { type Static } from 'typebox';
@@ -15,7 +25,7 @@ import type { Logger } from 'pino';
 import { EnvelopeSchema, type Envelope } from '../../protocol/envelope.js';
 import { RELAY_STOPPED, RELAY_UNKNOWN_MESSAGE, RelayError } from './errors.js';
 import { RecordLog } from './record-log.js';
-import type { InboxItem } from './types.js';
+import type { InboxItem, RelayStats } from './types.js';
 import { Wakeup } from './wakeup.js';
 
 const RecordSchema = Type.Union([
@@ -44,6 +54,8 @@ export interface InboxOptions {
   compactIntervalMs?: number;
   /** Current time (tests). */
   now?: () => number;
+  /** Told of damaged records and full-disk refusals (the agent's metrics). */
+  stats?: RelayStats;
 }
 
 /** What {@link Inbox.put} did: stored a new item, or recognised one it already had. */
@@ -76,7 +88,7 @@ export class Inbox {
   #isClosed = false;
 
   private constructor(opts: InboxOptions) {
-    this.#file = new RecordLog(join(opts.dir, INBOX_FILE), RecordSchema, opts.log);
+    this.#file = new RecordLog({ path: join(opts.dir, INBOX_FILE), schema: RecordSchema, store: 'inbox', log: opts.log, stats: opts.stats });
     this.#log = opts.log;
     this.#ackedRetentionMs = opts.ackedRetentionMs ?? 7 * DAY_MS;
     this.#dedupRetentionMs = opts.dedupRetentionMs ?? 35 * DAY_MS;
@@ -84,7 +96,7 @@ export class Inbox {
     this.#compactIntervalMs = opts.compactIntervalMs ?? 3600 * 1000;
   }
 
-  /** Loads the journal (damage: `RELAY_STORE_CORRUPT`, see {@link RecordLog.load}) and compacts it. */
+  /** Loads the journal (damaged records are skipped, see the module comment) and compacts it. */
   static async open(opts: InboxOptions): Promise<Inbox> {
     const inbox = new Inbox(opts);
     for (const record of await inbox.#file.load()) {
@@ -95,7 +107,9 @@ export class Inbox {
         if (item !== undefined) item.ackedAt ??= record.at;
       }
     }
-    await inbox.compact();
+    // Not fatal: the journal as loaded is valid, only longer than it needs to be (and, after
+    // damage, still holding the damaged lines). A full disk must not stop the agent from starting.
+    await inbox.compact().catch((err: unknown) => opts.log.warn({ err }, 'inbox: compaction at open failed, will retry'));
     return inbox;
   }
 
@@ -115,7 +129,8 @@ export class Inbox {
    * Stores a delivered envelope; resolves once it is fsynced, so the caller may then ack it to
    * JetStream. `duplicate` when the id is already here (also acked, also across restarts) — and
    * only after the first copy's write has finished, so acking a redelivery can never outrun the
-   * write it duplicates. Throws `RELAY_STORE_FAILED` (then nothing is stored: do not ack).
+   * write it duplicates. Throws `RELAY_STORAGE_FULL` (disk full) or `RELAY_STORE_FAILED` (then
+   * nothing is stored: do not ack).
    */
   put(envelope: Envelope, plaintext?: string): Promise<PutOutcome> {
     if (this.#isClosed) return Promise.reject(new RelayError(RELAY_STOPPED, 'inbox: closed'));
@@ -171,7 +186,7 @@ export class Inbox {
    * the item leaves memory and the journal is rewritten without it, so its content is no longer
    * in the file; its id stays as `seen`, so a late redelivery is dropped. A message never received
    * gets the same `seen` tombstone. `not-originator` (nothing changed) when the item was sent by
-   * another country than `requester`. Throws `RELAY_STORE_FAILED`.
+   * another country than `requester`. Throws `RELAY_STORAGE_FULL` or `RELAY_STORE_FAILED`.
    */
   async purge(id: string, requester: string): Promise<PurgeOutcome> {
     if (this.#isClosed) throw new RelayError(RELAY_STOPPED, 'inbox: closed');
@@ -266,10 +281,16 @@ export class Inbox {
     return records;
   }
 
-  /** Stops taking writes and releases long polls. */
+  /** Stops taking writes, releases long polls and, once writes in flight are done, the file. */
   close(): void {
     this.#isClosed = true;
     this.#arrival.notify();
+    void this.#file.close().catch((err: unknown) => this.#log.error({ err }, 'inbox: closing the journal failed'));
+  }
+
+  /** The journal's I/O counters (tests, benchmarks). */
+  get ioStats(): RecordLog<typeof RecordSchema>['ioStats'] {
+    return this.#file.ioStats;
   }
 
   /** Compacts when due; a failure is logged, not thrown: the change it follows is already durable. */

@@ -80,6 +80,38 @@ t.test('outbox: torn or garbage files are quarantined with a log line, the rest 
   t.same(reopened.list(), [next.id]);
 });
 
+t.test('outbox: concurrent adds and removes share directory fsyncs; each resolves with its file in place', async (t) => {
+  const dir = await tempDir(t);
+  const outbox = await open(dir);
+  const envs = Array.from({ length: 32 }, () => envelope());
+  await Promise.all(
+    envs.map(async (env) => {
+      await add(outbox, env);
+      t.ok(outbox.has(env.id), `${env.id} listed when add resolves`);
+    }),
+  );
+  const afterAdds = outbox.ioStats;
+  t.equal(afterAdds.files, 32, 'one file per message');
+  t.ok(afterAdds.dirSyncs < 32, `${afterAdds.dirSyncs} directory fsyncs for 32 concurrent adds`);
+  t.same((await readdir(join(dir, 'outbox'))).length, 32);
+  await Promise.all(envs.slice(0, 16).map((env) => outbox.remove(env.id)));
+  t.ok(outbox.ioStats.dirSyncs - afterAdds.dirSyncs < 16, `${outbox.ioStats.dirSyncs - afterAdds.dirSyncs} directory fsyncs for 16 concurrent removes`);
+  t.same((await open(dir)).list(), envs.slice(16).map((e) => e.id).sort());
+});
+
+t.test('outbox: a quarantined file is counted as damaged for the metric', async (t) => {
+  const dir = await tempDir(t);
+  const first = await open(dir);
+  const env = envelope();
+  await add(first, env);
+  await writeFile(join(dir, 'outbox', `${env.id}.json`), '{"v":1');
+  const damaged: [string, number][] = [];
+  const outbox = await Outbox.open({ dir: join(dir, 'outbox'), quarantineDir: join(dir, 'quarantine'), log: pino({ level: 'silent' }), stats: { storeDamaged: (s, n) => void damaged.push([s, n]) } });
+  t.same(damaged, [['outbox', 1]]);
+  t.equal(outbox.size, 0);
+  t.equal((await readdir(join(dir, 'quarantine'))).length, 1, 'moved aside, not deleted');
+});
+
 t.test('outbox: any sequence of add/remove/reopen keeps exactly the un-removed messages (property)', async (t) => {
   const root = await tempDir(t);
   let run = 0;

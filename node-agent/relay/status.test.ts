@@ -1,6 +1,6 @@
 // The status store: transitions, persistence across restarts, retention, races between the
 // publish ack and the router's rejection event.
-import { appendFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
@@ -114,4 +114,68 @@ t.test('status: racing receipts for one recipient end at the furthest state', as
   await Promise.all([store.markReceipt(a.id, 'DE', 'read', now), store.markReceipt(a.id, 'DE', 'delivered', now), store.markSubmitted(a.id, now)]);
   t.match(store.get(a.id), { state: 'submitted', recipients: { DE: { state: 'read' } } });
   t.match((await StatusStore.open({ dir, log: silent })).get(a.id), { state: 'submitted', recipients: { DE: { state: 'read' } } });
+});
+
+t.test('status: a receipt appends a small delta, not the whole status; 195 concurrent receipts share fdatasyncs', async (t) => {
+  const dir = await tempDir(t);
+  const store = await StatusStore.open({ dir, log: silent });
+  const all = envelope({ to: '*' });
+  await store.recordQueued(all, new Date().toISOString());
+  await store.markSubmitted(all.id, new Date().toISOString());
+  const countries: string[] = [];
+  for (let i = 0; countries.length < 195; i++) countries.push(String.fromCharCode(65 + Math.floor(i / 26), 65 + (i % 26)));
+  const at = new Date().toISOString();
+  const before = store.ioStats;
+  const sizeBefore = (await stat(join(dir, STATUS_FILE))).size;
+  const results = await Promise.all(countries.map((cc) => store.markReceipt(all.id, cc, 'delivered', at)));
+  const io = store.ioStats;
+  t.equal(io.records - before.records, 195, 'one record per receipt');
+  t.ok(io.syncs - before.syncs <= 3, `coalesced: ${io.syncs - before.syncs} fdatasyncs for 195 receipts`);
+  const grown = (await stat(join(dir, STATUS_FILE))).size - sizeBefore;
+  t.ok(grown < 195 * 150, `each receipt is a short line (${grown} bytes for 195)`);
+  t.equal(Object.keys(results.at(-1)?.recipients ?? {}).length, 195, 'the last answer shows every receipt');
+  for (const [i, r] of results.entries()) t.equal(r?.recipients?.[countries[i] ?? '']?.state, 'delivered');
+  const last = (await readFile(join(dir, STATUS_FILE), 'utf8')).trimEnd().split('\n').at(-1) ?? '';
+  t.same(JSON.parse(last), { op: 'receipt', id: all.id, from: countries[194], state: 'delivered', at });
+  const reopened = await StatusStore.open({ dir, log: silent });
+  t.same(reopened.get(all.id), store.get(all.id), 'replaying the deltas gives the same status');
+  t.equal(reopened.get(all.id)?.state, 'submitted');
+});
+
+t.test('status: a write that fails leaves the durable status as it was, and a retry writes it', async (t) => {
+  const dir = await tempDir(t);
+  const store = await StatusStore.open({ dir, log: silent });
+  const a = envelope();
+  await store.recordQueued(a, new Date().toISOString());
+  // Make the journal unwritable: replace it by a directory (the next append cannot open it).
+  await rm(join(dir, STATUS_FILE));
+  await store.close();
+  await mkdir(join(dir, STATUS_FILE));
+  await t.rejects(store.markSubmitted(a.id, new Date().toISOString()), { code: 'RELAY_STORE_FAILED' });
+  t.equal(store.get(a.id)?.state, 'queued', 'not submitted in memory');
+  await rm(join(dir, STATUS_FILE), { recursive: true });
+  t.match(await store.markSubmitted(a.id, new Date().toISOString()), { state: 'submitted' }, 'the retry is not skipped as "already submitted"');
+});
+
+t.test('status: damaged records are skipped and reported; the rest replays', async (t) => {
+  const dir = await tempDir(t);
+  const store = await StatusStore.open({ dir, log: silent });
+  const [a, b] = [envelope({ to: ['DE', 'IT'] }), envelope()];
+  const at = new Date().toISOString();
+  await store.recordQueued(a, at);
+  await store.recordQueued(b, at);
+  await store.markSubmitted(a.id, at);
+  await store.markReceipt(a.id, 'DE', 'read', at);
+  await store.markSubmitted(b.id, at);
+  const lines = (await readFile(join(dir, STATUS_FILE), 'utf8')).trimEnd().split('\n');
+  // Line 3 is a's submission: damaged, a looks queued again; b and a's receipt are intact.
+  t.match(lines[2], /"op":"submitted"/);
+  lines[2] = '{"op":"submitted","id":';
+  await writeFile(join(dir, STATUS_FILE), `${lines.join('\n')}\n`);
+  const damaged: number[] = [];
+  const reopened = await StatusStore.open({ dir, log: silent, stats: { storeDamaged: (store, n) => void (store === 'status' && damaged.push(n)) } });
+  t.same(damaged, [1]);
+  t.match(reopened.get(a.id), { state: 'queued', recipients: { DE: { state: 'read' } } }, 'one step behind, receipts kept');
+  t.equal(reopened.get(b.id)?.state, 'submitted');
+  t.match(await reopened.markSubmitted(a.id, at), { state: 'submitted' }, 'the next event brings it up to date');
 });

@@ -114,6 +114,9 @@ export interface RelayPort {
   isConnected(): boolean;
 }
 
+/** The relay's stores on disk, as metrics label them. */
+export type StoreName = 'outbox' | 'inbox' | 'status';
+
 /**
  * Counters the relay reports events to (the agent's metrics, `node-agent/metrics.ts`). Each is
  * called once per event, synchronously, and must not throw.
@@ -125,4 +128,8 @@ export interface RelayStats {
   messageReceived?(): void;
   /** A probe from the hub was answered on `ncb.probe.<CC>`. */
   probeAnswered?(): void;
+  /** Opening `store` found `records` damaged records (journal lines, outbox files): skipped, copied aside. */
+  storeDamaged?(store: StoreName, records: number): void;
+  /** A write to `store` was refused because the state disk is full (`RELAY_STORAGE_FULL`). */
+  storageFull?(store: StoreName): void;
 }
