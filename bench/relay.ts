@@ -27,7 +27,9 @@
  * (daemons at debug level; prints where the latency goes, from their logs), RELAY_RUNTIME=tsx (run
  * the daemons from source through tsx, test/helpers/daemon-process.ts, instead of compiled: the
  * default compiles with tsconfig.build.json into a temp dir and runs plain node, as deployed),
- * RELAY_NODE_FLAGS='--max-semi-space-size=1 …' (node flags for the hub and agent processes).
+ * RELAY_NODE_FLAGS='--trace-gc …' (node flags for the hub and agent processes, after the ones their
+ * systemd units give in `ExecStart`: the compiled daemons always run with the units' flags, read from
+ * deploy/systemd/*.service, so what is measured is what is deployed).
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,9 +45,9 @@ import { DELIVER_STREAM, SUBMIT_STREAM, deliverConsumer } from '../protocol/subj
 import { startAgentProcess, startHubProcess, type DaemonProcess } from '../test/helpers/daemon-process.js';
 import { httpsCall } from '../test/helpers/https.js';
 import { closedPort } from '../test/helpers/ports.js';
-import { fsyncLatencies, log, machineInfo, median, Owner, percentile, round, rssMiB, RssSampler, settings } from './lib/relay-common.js';
+import { cpuMs, fsyncLatencies, log, machineInfo, median, Owner, percentile, round, rssMiB, RssSampler, settings } from './lib/relay-common.js';
 import { LocalApi } from './lib/relay-http.js';
-import { compileDaemons, compiledRun, daemonExecArgv } from './lib/relay-daemons.js';
+import { compileDaemons, compiledRun, unitNodeFlags, UNITS } from './lib/relay-daemons.js';
 import { JetStreamBaseline } from './lib/relay-jetstream.js';
 import { InboxStream } from './lib/relay-sse.js';
 import { stageTimeline, type Sample } from './lib/relay-stages.js';
@@ -53,11 +55,20 @@ import { measureTunnel, tunnelSkipReason, type TunnelRtts } from './lib/relay-tu
 import { machine } from './lib/report.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The router's per-country rate for the benchmark: far above what two agents on one machine send. */
+const ROUTER_RATE_PER_SECOND = 100_000;
 process.chdir(ROOT);
 const S = settings();
 const started = performance.now();
 const progress = (text: string): void => log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${text}`);
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU ms used so far by each named pid. */
+async function cpuOf(pids: Record<string, number | undefined>): Promise<Record<string, number | undefined>> {
+  const out: Record<string, number | undefined> = {};
+  for (const [name, pid] of Object.entries(pids)) out[name] = await cpuMs(pid);
+  return out;
+}
 
 async function waitUntil(what: string, check: () => Promise<boolean>, ms: number, everyMs: number): Promise<void> {
   const deadline = Date.now() + ms;
@@ -78,8 +89,14 @@ interface Ncbnet {
   hubNc: NatsConnection;
 }
 
+/** How the daemons run: compiled into `outDir` with node flags per kind, or from source (undefined). */
+interface Compiled {
+  outDir: string;
+  argv: { hub: string[]; agent: string[] };
+}
+
 /** The hub and the FR and DE agents as processes, enrolled the way an operator and the NCBs do it. */
-async function startNcbnet(owner: Owner, outDir: string | undefined): Promise<Ncbnet> {
+async function startNcbnet(owner: Owner, compiled: Compiled | undefined): Promise<Ncbnet> {
   const hubState = await mkdtemp(join(tmpdir(), 'ncbnet-bench-relay-hub-'));
   owner.teardown(() => rm(hubState, { recursive: true, force: true }));
   await initHubState({ state: hubState, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
@@ -89,9 +106,12 @@ async function startNcbnet(owner: Owner, outDir: string | undefined): Promise<Nc
     api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
     broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
     metrics: { port: 0 },
+    // The router holds each country to a rate (a policy against floods, default 50/s, burst 200);
+    // lifted here, or the throughput figure would measure the policy rather than the path.
+    router: { ratePerCountry: { perSecond: ROUTER_RATE_PER_SECOND, burst: ROUTER_RATE_PER_SECOND } },
     ...logLevel,
   };
-  const hub = await startHubProcess(owner, hubState, hubConfig, outDir === undefined ? {} : compiledRun(outDir));
+  const hub = await startHubProcess(owner, hubState, hubConfig, compiled === undefined ? {} : compiledRun(compiled.outDir, compiled.argv.hub));
   progress(`hub running (pid ${hub.child.pid}), API ${hub.endpoints.apiUrl}, broker ${hub.endpoints.natsUrl}`);
   const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
   const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
@@ -105,7 +125,7 @@ async function startNcbnet(owner: Owner, outDir: string | undefined): Promise<Nc
     owner.teardown(() => rm(state, { recursive: true, force: true }));
     await enroll({ hubUrl: hub.endpoints.apiUrl, token, stateDir: state, country: cc });
     const agentConfig = { localApi: { host: '127.0.0.1', port: 0 }, metrics: { port: 0 }, ...logLevel };
-    agents[cc] = await startAgentProcess(owner, state, agentConfig, outDir === undefined ? {} : compiledRun(outDir));
+    agents[cc] = await startAgentProcess(owner, state, agentConfig, compiled === undefined ? {} : compiledRun(compiled.outDir, compiled.argv.agent));
     tokens[cc] = await readToken(join(state, 'local-api.tokens'));
     progress(`${cc} enrolled and its agent running (pid ${agents[cc].child.pid}), local API ${agents[cc].endpoints.localApiUrl}`);
   }
@@ -249,12 +269,14 @@ async function ncbnetThroughputRun(n: Ncbnet, sse: InboxStream, m: number, k: nu
 
 interface Figures {
   latency?: { ours: number[][]; base: number[][] };
-  throughput?: { ours: number[]; base: number[] };
+  throughput?: { ours: number[]; base: number[]; cpuMsPerMessage: Record<string, number[]> };
   memory?: { idle: Record<string, number | undefined>; peak: Record<string, number>; end: Record<string, number | undefined> };
   tunnel?: TunnelRtts | { skipped: string };
   envelopeBytes?: number;
   stages?: string[][];
   fsync?: number[];
+  /** Node flags the compiled daemons ran with (their systemd units', then RELAY_NODE_FLAGS). */
+  nodeFlags?: { hub: string[]; agent: string[] };
 }
 
 const owner = new Owner();
@@ -271,21 +293,24 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const figures: Figures = {};
 try {
   progress(`relay bench (${S.quick ? 'quick' : 'full'}): rounds ${S.rounds}, warm-up ${S.warmup}, latency N=${S.latencyN}, throughput M=${S.throughputM} K=${S.concurrency}, body ${S.bodyBytes} B, parts ${[...S.parts].join(',')}`);
-  let outDir: string | undefined;
+  let compiled: Compiled | undefined;
   if (S.runtime === 'dist') {
     progress('compiling the daemons (tsconfig.build.json) into a temp dir, to run them as deployed');
-    outDir = await compileDaemons(owner);
-    daemonExecArgv.push(...S.nodeFlags);
+    const outDir = await compileDaemons(owner);
+    const extra = [...S.nodeFlags];
     if (S.cpuProfDir !== undefined) {
       const dir = resolve(S.cpuProfDir);
       await mkdir(dir, { recursive: true });
-      daemonExecArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+      extra.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
       progress(`daemons write CPU profiles to ${dir} when they stop`);
     }
+    compiled = { outDir, argv: { hub: [...(await unitNodeFlags(UNITS.hub)), ...extra], agent: [...(await unitNodeFlags(UNITS.agent)), ...extra] } };
+    figures.nodeFlags = compiled.argv;
+    progress(`node flags (systemd units, then RELAY_NODE_FLAGS): hub [${compiled.argv.hub.join(' ')}], agents [${compiled.argv.agent.join(' ')}]`);
   } else if (S.cpuProfDir !== undefined || S.nodeFlags.length > 0) {
     throw new Error('RELAY_CPU_PROF and RELAY_NODE_FLAGS need RELAY_RUNTIME=dist (node refuses --cpu-prof in NODE_OPTIONS, and the tsx helper takes no node flags)');
   }
-  const n = await startNcbnet(owner, outDir);
+  const n = await startNcbnet(owner, compiled);
   const readyAt = performance.now();
   const base = await JetStreamBaseline.start(owner);
   progress(`baseline: nats-server ${base.server.url} (pid ${base.server.pid}), router process pid ${base.routerPid}`);
@@ -332,11 +357,19 @@ try {
   }
 
   if (S.parts.has('throughput')) {
-    const tp = { ours: [] as number[], base: [] as number[] };
+    const tp = { ours: [] as number[], base: [] as number[], cpuMsPerMessage: {} as Record<string, number[]> };
     const sampler = new RssSampler(pids, 200);
     for (let r = 1; r <= S.rounds; r++) {
       progress(`throughput round ${r}/${S.rounds}: ours, ${S.throughputM} messages, ${S.concurrency} concurrent clients`);
+      const cpuBefore = await cpuOf(pids);
       const ms = await ncbnetThroughput(n, sse, S.throughputM, S.concurrency);
+      // The whole round: submissions, deliveries, delivered receipts, the acks and read receipts.
+      const cpuAfter = await cpuOf(pids);
+      for (const [name, after] of Object.entries(cpuAfter)) {
+        const before = cpuBefore[name];
+        if (after !== undefined && before !== undefined) (tp.cpuMsPerMessage[name] ??= []).push((after - before) / S.throughputM);
+      }
+      progress(`  CPU ms per message (whole cycle): ${Object.entries(tp.cpuMsPerMessage).map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2)}`).join(', ')}`);
       tp.ours.push((S.throughputM * 1000) / ms);
       progress(`throughput round ${r}/${S.rounds}: baseline`);
       const bms = await base.throughput(`tp${r}`, S.throughputM, S.concurrency, S.bodyBytes);
@@ -418,6 +451,16 @@ if (figures.throughput) {
   const ratio = ours / b;
   rows.push([`relay throughput, 1 KiB, FR → DE, K=${S.concurrency} (msg/s, median of ${figures.throughput.ours.length})`, f2(ours), f2(b), `${(ratio * 100).toFixed(1)} %`, '≥ 50 % of baseline', met(ratio >= 0.5)]);
   rows.push(['  per round (msg/s)', figures.throughput.ours.map(f2).join(' / '), figures.throughput.base.map(f2).join(' / '), '', '', '']);
+  const cpu = figures.throughput.cpuMsPerMessage;
+  const cpuMedian = (name: string): number => median(cpu[name] ?? []);
+  rows.push([
+    '  CPU per message, whole cycle (submit, deliver, delivered + read receipts), agent FR / DE / hub / its nats-server (ms, median of rounds)',
+    ['agentFR', 'agentDE', 'hub', 'natsServer'].map((k) => f2(cpuMedian(k))).join(' / '),
+    '',
+    '',
+    'reported',
+    '',
+  ]);
   Object.assign(json, {
     relay_throughput_msgs: round(ours, 1),
     relay_baseline_throughput_msgs: round(b, 1),
@@ -429,6 +472,7 @@ if (figures.throughput) {
     relay_baseline_throughput_round_msgs: figures.throughput.base.map((x) => round(x, 1)),
     relay_throughput_target_met: ratio >= 0.5,
     relay_throughput_max_queue_depths: queueMax,
+    relay_cpu_ms_per_message: Object.fromEntries(Object.entries(figures.throughput.cpuMsPerMessage).map(([k, v]): [string, number] => [k, round(median(v))])),
   });
 }
 if (figures.memory) {
@@ -490,9 +534,15 @@ Object.assign(json, {
   body_bytes: S.bodyBytes,
   envelope_bytes: figures.envelopeBytes ?? null,
   daemons_runtime: S.runtime,
-  daemons_node_flags: S.nodeFlags,
+  daemons_node_flags: figures.nodeFlags ?? null,
   ...(figures.stages ? { latency_stages_ms: Object.fromEntries(figures.stages.map((r): [string, { p50: number; p90: number }] => [r[0] ?? '', { p50: Number(r[1]), p90: Number(r[2]) }])) } : {}),
 });
+
+/** ` (hub: …; agents: …)` for the report, or nothing when no daemon had flags. */
+function describeFlags(flags: Figures['nodeFlags']): string {
+  if (flags === undefined || (flags.hub.length === 0 && flags.agent.length === 0)) return ' (none)';
+  return ` (hub: ${flags.hub.join(' ') || 'none'}; agents: ${flags.agent.join(' ') || 'none'})`;
+}
 
 const headers = ['figure', 'ours', 'baseline (same run)', 'ratio', 'target', 'met?'];
 console.log(`\n${formatTable(headers, rows)}`);
@@ -501,7 +551,7 @@ const note =
   `Latency: ${S.latencyN} messages per round one at a time (${S.bodyBytes} B body${figures.envelopeBytes ? `, ${figures.envelopeBytes} B signed envelope` : ''}), POST to FR's local API → server-sent event at DE, each acked at DE` +
   `${S.latencySettle ? ' and its read receipt back at FR before the next' : ''}; baseline: publish to A → recipient has it from B. ` +
   `Throughput: ${S.throughputM} messages per round from ${S.concurrency} concurrent clients, first POST → last event at DE (delivered receipts flow back meanwhile); baseline the same with ${S.concurrency} publishers. ` +
-  `Ours: real hub daemon (nats-server 2.9 with mTLS and JetStream, router with signature checks and audit) and two agent daemons on loopback, no tunnel, ${S.runtime === 'dist' ? `compiled (tsconfig.build.json) and run with plain node as deployed${S.nodeFlags.length > 0 ? ` with ${S.nodeFlags.join(' ')}` : ''}` : 'run from source through tsx (adds about 60 MiB RSS per process)'}, log level ${S.stages ? 'debug' : 'info'}. ` +
+  `Ours: real hub daemon (nats-server 2.9 with mTLS and JetStream, router with signature checks and audit, its per-country rate limit lifted to ${ROUTER_RATE_PER_SECOND}/s) and two agent daemons on loopback, no tunnel, ${S.runtime === 'dist' ? `compiled (tsconfig.build.json) and run with plain node as deployed, with the node flags of their systemd units${describeFlags(figures.nodeFlags)}` : 'run from source through tsx (adds about 60 MiB RSS per process)'}, log level ${S.stages ? 'debug' : 'info'}. ` +
   'Baseline: plain nats-server of the same build, no TLS, file storage, router as its own process. RSS from /proc VmRSS; peak sampled every 200 ms during the throughput rounds.';
 const md = [
   '### Relay',

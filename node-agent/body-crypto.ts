@@ -10,6 +10,10 @@
  * the old pair to `identity/previous/<serial>.{key,crt}` (key 0600) rather than dropping it, and
  * decryption picks the key by the serials the CMS names. Retired pairs are removed
  * {@link RETIRED_KEY_KEEP_MS} after their certificate expired.
+ *
+ * The CMS code (`pki/cms.ts`: pkijs, asn1js, @peculiar/x509) is loaded at the first encryption or
+ * decryption, not at start: it costs the agent several MiB of resident memory, and an agent that
+ * only sends and receives public messages never needs it.
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -17,7 +21,6 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileDurable, writeSecretFile, readSecretFile } from '../pki/files.js';
 import { CmsError, PKI_CMS_DECRYPT_FAILED, PKI_CMS_NOT_RECIPIENT } from '../pki/errors.js';
-import { cmsRecipientSerials, decryptForRecipient, encryptForRecipients } from '../pki/cms.js';
 import type { ALL_COUNTRIES, Envelope } from '../protocol/envelope.js';
 import type { MemberDirectory } from './directory.js';
 import type { AgentPaths } from './state.js';
@@ -112,6 +115,7 @@ export class BodyCrypto {
   async encrypt(to: readonly string[] | typeof ALL_COUNTRIES, plaintext: string): Promise<string> {
     const recipients = await this.#opts.directory.certificatesFor(to);
     const own = (await this.#current()).certPem;
+    const { encryptForRecipients } = await import('../pki/cms.js');
     return encryptForRecipients(plaintext, [own, ...recipients.map((r) => r.pem)]);
   }
 
@@ -124,6 +128,7 @@ export class BodyCrypto {
   async decrypt(envelope: Envelope): Promise<string> {
     const cms = envelope.encrypted;
     if (cms === undefined) throw new CmsError(PKI_CMS_NOT_RECIPIENT, `envelope ${envelope.id} has no encrypted body`);
+    const { cmsRecipientSerials, decryptForRecipient } = await import('../pki/cms.js');
     const serials = new Set(cmsRecipientSerials(cms));
     if (this.#pairs === undefined) await this.reload();
     const pair = (this.#pairs ?? []).find((p) => serials.has(p.serial));

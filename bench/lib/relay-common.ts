@@ -135,6 +135,25 @@ export async function rssMiB(pid: number | undefined): Promise<number | undefine
   }
 }
 
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat; undefined when
+ * it cannot be read. CPU per message is steadier than wall time on a shared machine: other
+ * processes slow the clock, not the work.
+ */
+export async function cpuMs(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime
+    // are fields 14 and 15 of the whole line, in clock ticks (USER_HZ, 100 on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Samples the RSS of each named pid every `everyMs` until stopped; keeps the peak of each. */
 export class RssSampler {
   readonly #pids: Record<string, number | undefined>;

@@ -4,10 +4,11 @@
  * the current sources) and run with plain node, like the `ncbnet` / `ncbnet-agent` bins. Running
  * them through tsx instead (test/helpers/daemon-process.ts) adds the loader's own memory, about
  * 60 MiB of RSS per process, which is not the agent's. The processes are started by that helper
- * with {@link compiledRun}.
+ * with {@link compiledRun}, with the node flags of their systemd units ({@link unitNodeFlags}), so
+ * the memory measured is the memory deployed and the two cannot drift apart.
  */
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,10 +37,29 @@ export async function compileDaemons(owner: DaemonOwner): Promise<string> {
   return out;
 }
 
-/** Node flags for every daemon started here (e.g. `--cpu-prof`, which NODE_OPTIONS does not accept). */
-export const daemonExecArgv: string[] = [];
+/** The systemd units whose `ExecStart` node flags the benchmark's daemons run with. */
+export const UNITS = { hub: join(ROOT, 'deploy/systemd/ncbnet-hub.service'), agent: join(ROOT, 'deploy/systemd/ncbnet-agent.service') } as const;
 
-/** How `bench/relay.ts` runs a daemon from the compiled tree `outDir` (test/helpers/daemon-process.ts). */
-export function compiledRun(outDir: string): DaemonRunOptions {
-  return { compiled: { outDir, execArgv: daemonExecArgv }, timeoutMs: 60_000 };
+/**
+ * The node flags in a systemd unit's `ExecStart` (`/usr/bin/node --flag … script.js …`): the words
+ * starting with `-` between the node binary and the script. Throws when there is no `ExecStart`
+ * or it does not run node, so a changed unit cannot silently leave the benchmark behind.
+ */
+export async function unitNodeFlags(unitPath: string): Promise<string[]> {
+  const lines = (await readFile(unitPath, 'utf8')).split('\n').filter((l) => l.startsWith('ExecStart='));
+  if (lines.length !== 1) throw new Error(`${unitPath}: expected one ExecStart= line, found ${lines.length}`);
+  // systemd's prefixes (-, @, +, !) only change how it runs the command.
+  const words = (lines[0] as string).slice('ExecStart='.length).replace(/^[-@+!:]+/, '').trim().split(/\s+/);
+  if (!/(^|\/)node$/.test(words[0] ?? '')) throw new Error(`${unitPath}: ExecStart does not run node (${words[0] ?? ''})`);
+  const flags: string[] = [];
+  for (const word of words.slice(1)) {
+    if (!word.startsWith('-')) break;
+    flags.push(word);
+  }
+  return flags;
+}
+
+/** How `bench/relay.ts` runs a daemon from the compiled tree `outDir` with node flags `execArgv` (test/helpers/daemon-process.ts). */
+export function compiledRun(outDir: string, execArgv: readonly string[]): DaemonRunOptions {
+  return { compiled: { outDir, execArgv }, timeoutMs: 60_000 };
 }

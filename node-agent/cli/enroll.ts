@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { formatTable } from '../../protocol/text-table.js';
 import { isCountryCode } from '../../protocol/country.js';
 import { ValidationError } from '../../protocol/errors.js';
-import { enroll } from '../enroll/enroll.js';
 import { agentAction, agentPrint, agentPrintJson } from './output.js';
 
 interface EnrollFlags {
@@ -30,6 +29,8 @@ export function registerEnroll(program: Command): void {
         if (flags.country !== undefined && !isCountryCode(flags.country)) {
           throw new ValidationError('CLI_BAD_COUNTRY', 'country', [`--country: not an ISO 3166-1 alpha-2 code in upper case (got ${JSON.stringify(flags.country)})`]);
         }
+        // Loaded here, not at start: `ncbnet-agent run` never needs the CSR code (@peculiar/x509).
+        const { enroll } = await import('../enroll/enroll.js');
         const bundle = await enroll({ hubUrl: flags.hub, token: flags.token, stateDir: flags.state, ...(flags.country ? { country: flags.country } : {}), force: flags.force ?? false });
         const facts = { country: bundle.country, serial: bundle.serial, notAfter: bundle.notAfter, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, wgEndpoint: bundle.hub.wgEndpoint, state: flags.state };
         if (flags.json) return agentPrintJson(facts);

@@ -1,7 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { Value } from 'typebox/value';
-import { createCountryCsr } from '../../pki/csr-create.js';
 import { writeFileDurable, writeSecretFile } from '../../pki/files.js';
 import { generateP256, privateKeyToPem } from '../../pki/keys.js';
 import { retireIdentity } from '../body-crypto.js';
@@ -35,6 +34,8 @@ export async function renewCertificate(stateDir: string, bundle: Bundle): Promis
   const paths = agentPaths(stateDir);
   const [cert, chain, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.chain, 'utf8'), readFile(paths.countryKey, 'utf8')]);
   const keys = await generateP256();
+  // Loaded on first renewal (a week apart), not at start: it pulls @peculiar/x509 into the agent.
+  const { createCountryCsr } = await import('../../pki/csr-create.js');
   const csr = await createCountryCsr(keys, bundle.country);
   const pendingKey = `${paths.countryKey}.pending`;
   await rm(pendingKey, { force: true });

@@ -5,8 +5,8 @@
  * from `deliver-<CC>` ({@link Delivery}) and takes the hub's events on `ncb.event.<CC>`
  * (rejections and probes, {@link HubEvents}). Receipts flow back to senders: a `delivered` one
  * when a message is newly stored in the inbox, a `read` one when the application acks it, both
- * through the outbox like `submit`;
- * receipts arriving here update the status of the message they name and skip the inbox.
+ * through the outbox like `submit` (but with no status record of their own); receipts arriving
+ * here update the status of the message they name and skip the inbox.
  *
  * It never opens or closes the connection: the daemon does (TLS over the tunnel,
  * `inboxPrefix: _INBOX_<CC>`, reconnect forever), and the relay works whatever its state —
@@ -26,7 +26,7 @@ import { Drain } from './drain.js';
 import { HubEvents } from './hub-events.js';
 import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_ENCRYPTION_UNAVAILABLE, RELAY_STOPPED, RelayError } from './errors.js';
 import { nextUlid } from './ids.js';
-import { Inbox } from './inbox.js';
+import { Inbox, type PutOutcome } from './inbox.js';
 import { Outbox } from './outbox.js';
 import { StatusStore } from './status.js';
 import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort, type RelayStats } from './types.js';
@@ -47,6 +47,10 @@ export interface RelayOptions {
   retry?: RetryBackoff;
   /** Messages the inbox consumer buffers per pull (default 64). */
   batchSize?: number;
+  /** Deliveries handled at once (default 32; see `delivery.ts`). */
+  deliveryConcurrency?: number;
+  /** Submissions published at once, awaiting JetStream's acks (default 32; see `drain.ts`). */
+  drainWindow?: number;
   /** How long acked inbox items stay listable (default 7 days). */
   ackedRetentionMs?: number;
   /** How long received ids are remembered for dedup (default 35 days, above DELIVER's 30-day max age). */
@@ -110,20 +114,23 @@ export class Relay implements RelayPort {
   /**
    * Opens the stores under `<stateDir>/relay` and reconciles them: an outbox file without a status
    * (a crash inside `submit`, which therefore never resolved) gets its `queued` status now.
-   * Throws `RELAY_BAD_OPTIONS` or `RELAY_STORE_CORRUPT`.
+   * Damaged records are skipped, copied aside and reported (see `record-log.ts`), never a reason
+   * to refuse to start. Throws `RELAY_BAD_OPTIONS`, or `RELAY_STORE_CORRUPT` for a file that
+   * cannot be read at all.
    */
   static async open(opts: RelayOptions): Promise<Relay> {
     if (!isCountryCode(opts.country)) throw new RelayError(RELAY_BAD_OPTIONS, `relay: country must be an ISO 3166-1 code (got ${JSON.stringify(opts.country)})`);
     const log = opts.log.child({ component: 'relay', country: opts.country });
     const dir = join(opts.stateDir, 'relay');
     const maxEnvelopeBytes = opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES;
-    const outbox = await Outbox.open({ dir: join(dir, 'outbox'), quarantineDir: join(dir, 'quarantine'), log, maxEnvelopeBytes });
-    const inbox = await Inbox.open({ dir, log, ...pick(opts, 'ackedRetentionMs', 'dedupRetentionMs') });
-    const status = await StatusStore.open({ dir, log, ...(opts.statusRetentionMs === undefined ? {} : { retentionMs: opts.statusRetentionMs }) });
+    const stats = opts.stats === undefined ? {} : { stats: opts.stats };
+    const outbox = await Outbox.open({ dir: join(dir, 'outbox'), quarantineDir: join(dir, 'quarantine'), log, maxEnvelopeBytes, ...stats });
+    const inbox = await Inbox.open({ dir, log, ...stats, ...pick(opts, 'ackedRetentionMs', 'dedupRetentionMs') });
+    const status = await StatusStore.open({ dir, log, ...stats, ...(opts.statusRetentionMs === undefined ? {} : { retentionMs: opts.statusRetentionMs }) });
     for (const id of outbox.list()) {
       if (status.get(id) !== undefined) continue;
       const entry = await outbox.read(id);
-      if (entry !== undefined) await status.recordQueued(entry.envelope, entry.envelope.created);
+      if (entry !== undefined && entry.envelope.kind !== 'receipt') await status.recordQueued(entry.envelope, entry.envelope.created);
     }
     log.info({ outbox: outbox.size, inbox: inbox.pendingCount }, 'relay stores opened');
     return new Relay(opts, outbox, inbox, status, log);
@@ -144,7 +151,18 @@ export class Relay implements RelayPort {
     const js = jetstream(nc, { timeout: timeoutMs });
     this.#isConnected = true;
     const isConnected = (): boolean => this.#isConnected && this.#attachment?.nc === nc;
-    const drain = new Drain({ country: this.#country, js, outbox: this.#outbox, status: this.#status, log: this.#log, isConnected, publishTimeoutMs: timeoutMs, retry, onSubmitted: () => this.#opts.stats?.messageSent?.() });
+    const drain = new Drain({
+      country: this.#country,
+      js,
+      outbox: this.#outbox,
+      status: this.#status,
+      log: this.#log,
+      isConnected,
+      publishTimeoutMs: timeoutMs,
+      retry,
+      ...(this.#opts.drainWindow === undefined ? {} : { window: this.#opts.drainWindow }),
+      onSubmitted: () => this.#opts.stats?.messageSent?.(),
+    });
     const delivery = new Delivery({
       country: this.#country,
       js,
@@ -152,6 +170,7 @@ export class Relay implements RelayPort {
       log: this.#log,
       maxEnvelopeBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES,
       batchSize: this.#opts.batchSize ?? 64,
+      ...(this.#opts.deliveryConcurrency === undefined ? {} : { concurrency: this.#opts.deliveryConcurrency }),
       ackTimeoutMs: timeoutMs,
       nakDelayMs: retry.maxMs,
       retry,
@@ -183,6 +202,7 @@ export class Relay implements RelayPort {
     this.#isStopped = true;
     await this.#detach();
     this.#inbox.close();
+    await this.#status.close();
     this.#log.info({ outbox: this.#outbox.size }, 'relay stopped');
   }
 
@@ -201,7 +221,18 @@ export class Relay implements RelayPort {
       // Never in clear: a directory or CMS failure refuses the draft; nothing reaches the outbox.
       content = { encrypted: await this.#opts.encryptBody(draft.to, body) };
     }
-    const status = await this.#queue({ ...rest, ...content, priority: priority ?? 'routine' });
+    const envelope = await this.#queue({ ...rest, ...content, priority: priority ?? 'routine' });
+    let status: MessageStatus;
+    try {
+      status = await this.#status.recordQueued(envelope, envelope.created);
+    } catch (err) {
+      // The caller will be told it failed (507 on a full disk): the message must not go out anyway.
+      await this.#outbox.remove(envelope.id).catch((removeErr: unknown) => this.#log.error({ err: removeErr, id: envelope.id }, 'refused message left in the outbox'));
+      throw err;
+    }
+    // Recorded before the drain is woken and long before any publish ack, so `markSubmitted` (the
+    // status store applies changes in call order) always finds it.
+    this.#attachment?.drain.wake();
     this.#log.info({ id: status.id, to: status.to, kind: draft.kind }, 'message accepted');
     return status;
   }
@@ -209,10 +240,10 @@ export class Relay implements RelayPort {
   /**
    * The durable outbox path shared by {@link submit} and receipts: gives `fields` an id (strictly
    * increasing), `from` and `created`, signs, checks the envelope (throws ENVELOPE_INVALID /
-   * ENVELOPE_TOO_LARGE before anything is written), fsyncs it in the outbox, records it `queued`
-   * and wakes the drain.
+   * ENVELOPE_TOO_LARGE before anything is written) and fsyncs it in the outbox. The caller records
+   * a status and wakes the drain.
    */
-  async #queue(fields: Omit<Envelope, 'v' | 'id' | 'from' | 'created'>): Promise<MessageStatus> {
+  async #queue(fields: Omit<Envelope, 'v' | 'id' | 'from' | 'created'>): Promise<Envelope> {
     const now = Date.now();
     const id = nextUlid(this.#lastId, now);
     // Taken at once: receipts are queued concurrently with submissions, across the awaits below.
@@ -221,9 +252,7 @@ export class Relay implements RelayPort {
     const envelope = this.#opts.sign ? await this.#opts.sign(unsigned) : unsigned;
     const bytes = encodeEnvelope(envelope, { maxBytes: this.#opts.maxEnvelopeBytes ?? MAX_ENVELOPE_BYTES });
     await this.#outbox.add(envelope, bytes);
-    const status = await this.#status.recordQueued(envelope, envelope.created);
-    this.#attachment?.drain.wake();
-    return status;
+    return envelope;
   }
 
   /**
@@ -232,12 +261,20 @@ export class Relay implements RelayPort {
    * deletion, whose one receipt is the `deleted` one about the message it named.
    */
   async #sendReceipt(original: Envelope, state: 'delivered' | 'read'): Promise<void> {
-    if (original.kind === 'receipt' || original.kind === 'deletion') return;
+    // A note this agent made for its own NCB ({@link putLocal}) has nobody to tell.
+    if (original.kind === 'receipt' || original.kind === 'deletion' || original.from === this.#country) return;
     await this.#queueReceipt(original.from, { of: original.id, status: state });
   }
 
+  /**
+   * Receipts get no status record: nobody asks for the status of a receipt (the application never
+   * learns its id), and the record cost two fsynced journal appends per received message (queued,
+   * submitted). The outbox file alone makes it durable; a rejection of one by the router is logged
+   * as one for an unknown message.
+   */
   async #queueReceipt(to: string, receipt: NonNullable<Envelope['receipt']>): Promise<void> {
     const { id } = await this.#queue({ kind: 'receipt', to: [to], priority: 'routine', handling: 'public', receipt });
+    this.#attachment?.drain.wake();
     this.#log.info({ id, of: receipt.of, to, state: receipt.status, reason: receipt.reason }, 'receipt queued');
   }
 
@@ -303,6 +340,17 @@ export class Relay implements RelayPort {
       }
     }
     return item;
+  }
+
+  /**
+   * Stores a message this agent made for its own NCB (a B2B enquiry notice) in the inbox, beside
+   * delivered ones: signed by this country (`from` must be it), checked like a delivered envelope,
+   * never sent anywhere and answered by no receipt. Throws `RELAY_BAD_DRAFT` for another `from`.
+   */
+  async putLocal(envelope: Envelope): Promise<PutOutcome> {
+    if (envelope.from !== this.#country) throw new RelayError(RELAY_BAD_DRAFT, `a local inbox item must be from ${this.#country} (got ${JSON.stringify(envelope.from)})`);
+    await this.#opts.verify?.(envelope);
+    return this.#inbox.put(envelope);
   }
 
   onInbox(listener: (item: InboxItem) => void): () => void {

@@ -2,7 +2,10 @@
 // per-country permissions and a throwaway CA) and the real Router: FR and DE each run a Relay
 // connected as their own country (NL joins for broadcasts). Proves end-to-end delivery exactly
 // once, through broker outages, relay restarts, a crash between inbox write and ack, and router
-// rejections; and that receipts (delivered, read) come back into the sender's status.
+// rejections; that receipts (delivered, read) come back into the sender's status; and that the
+// concurrent delivery loop keeps its promises: a burst arrives exactly once, the inbox keeps
+// DELIVER's order even when checks finish out of order, and a pull holding a duplicate, or an
+// original and its deletion, is handled as one at a time would.
 // Every wait polls with a deadline; nothing sleeps for a fixed time.
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -156,6 +159,19 @@ async function deBacklog(cc = 'DE'): Promise<number> {
   return info.num_pending + info.num_ack_pending;
 }
 
+/** The ids among `ids` in DELIVER for `cc`, in stream order (read backwards from the end until all are found). */
+async function deliverOrder(cc: string, ids: ReadonlySet<string>): Promise<string[]> {
+  const { state: s } = await jsm.streams.info(DELIVER_STREAM);
+  const out: string[] = [];
+  for (let seq = s.last_seq; seq >= s.first_seq && out.length < ids.size; seq--) {
+    const m = await jsm.streams.getMessage(DELIVER_STREAM, { seq }).catch(() => null);
+    if (m === null || m.subject !== subjects.deliver(cc)) continue;
+    const id = parseEnvelope(m.data).id;
+    if (ids.has(id) && !out.includes(id)) out.unshift(id);
+  }
+  return out;
+}
+
 function inboxCount(relay: Relay, id: string): number {
   return relay.inbox({ includeAcked: true }).filter((i) => i.id === id).length;
 }
@@ -197,7 +213,9 @@ t.test('relay: 20 messages submitted while the broker is down are all delivered 
   await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
   t.same(sent.map((id) => fr.status(id)?.state), sent.map(() => 'submitted'));
   t.same(sent.map((id) => announced.get(id)), sent.map(() => 1), 'each announced exactly once');
-  t.same(de.inbox().map((i) => i.id), sent, 'DE sees them in submission order');
+  t.same([...de.inbox().map((i) => i.id)].sort(), sent, 'DE has all of them');
+  // The router may route one country's submissions concurrently; DE keeps the order DELIVER gave.
+  t.same(de.inbox().map((i) => i.id), await deliverOrder('DE', new Set(sent)), 'DE sees them in DELIVER order');
   for (const id of sent) await de.ack(id);
 });
 
@@ -341,4 +359,62 @@ t.test('receipts: a duplicate delivery produces no second delivered receipt', as
   t.equal(logged('receipt queued', { country: 'DE', of: id, state: 'delivered' }).length, 1, 'one delivered receipt');
   t.equal(logged('receipt recorded', { country: 'FR', of: id }).length, 1, 'FR got one receipt');
   t.equal(inboxCount(de, id), 1);
+});
+
+t.test('relay: 100 messages submitted at once all arrive exactly once, in DELIVER order, each with one delivered receipt', async (t) => {
+  const sent = (await Promise.all(Array.from({ length: 100 }, (_, i) => fr.submit(draft(`burst ${i}`))))).map((s) => s.id);
+  t.equal(new Set(sent).size, 100, 'distinct ids');
+  await waitFor('all 100 at DE', () => sent.every((id) => inboxCount(de, id) === 1), 30_000);
+  await waitFor('every delivered receipt back at FR', () => sent.every((id) => fr.status(id)?.recipients?.['DE']?.state === 'delivered'), 30_000);
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  await waitFor('DE outbox drained', () => de.outboxDepth() === 0);
+  t.same(sent.map((id) => announced.get(id)), sent.map(() => 1), 'each announced once');
+  const inBurst = new Set(sent);
+  // The router may route one country's submissions concurrently; DE keeps the order DELIVER gave.
+  t.same(de.inbox().map((i) => i.id).filter((id) => inBurst.has(id)), await deliverOrder('DE', inBurst), 'DE inbox in DELIVER order');
+  const receipts = logged('receipt queued', { country: 'DE', state: 'delivered' }).filter((r) => inBurst.has(r['of'] as string));
+  t.equal(receipts.length, 100, 'one delivered receipt each');
+  for (const id of sent) await de.ack(id);
+});
+
+t.test('relay: one pull with a duplicate stores it once; an original and its deletion in one pull purge in order', async (t) => {
+  await stopRelay(de);
+  const envelope = (over: Record<string, unknown>) => ({ v: 1, id: newUlid(), kind: 'message', from: 'FR', to: ['DE'], priority: 'routine', created: new Date().toISOString(), body: 'x', ...over });
+  const twice = envelope({ body: 'sent twice' });
+  const original = envelope({ body: 'to be deleted' });
+  const deletion = envelope({ kind: 'deletion', deletes: original.id, reason: 'CCF_ORDER', body: 'deleted' });
+  const hubJs = jetstream(hubNc);
+  // Hub copies without Nats-Msg-Id, so DELIVER keeps both copies of `twice` (as a replay would).
+  for (const e of [twice, twice, original, deletion]) await hubJs.publish(subjects.deliver('DE'), JSON.stringify(e));
+  await waitFor('4 copies waiting for DE', async () => (await deBacklog()) === 4);
+  de = await openRelay('DE');
+  await waitFor('DE backlog empty', async () => (await deBacklog()) === 0);
+  t.equal(inboxCount(de, twice.id), 1, 'stored once');
+  t.equal(announced.get(twice.id), 1, 'announced once');
+  t.equal(logged('duplicate delivery dropped', { country: 'DE', id: twice.id }).length, 1);
+  t.equal(logged('receipt queued', { country: 'DE', of: twice.id, state: 'delivered' }).length, 1, 'one delivered receipt');
+  t.equal(inboxCount(de, original.id), 0, 'the original is gone');
+  t.equal(inboxCount(de, deletion.id), 1, 'the deletion is kept for the app');
+  t.equal(logged('message deleted on its originator\'s order', { country: 'DE', id: deletion.id, outcome: 'purged' }).length, 1, 'purged after it was stored');
+  t.equal(logged('receipt queued', { country: 'DE', of: original.id, state: 'deleted' }).length, 1, 'one deleted receipt');
+});
+
+t.test('relay: the inbox keeps DELIVER order when the checks of a pull finish out of order', async (t) => {
+  // A signature check that is slow for some envelopes (a long chain, a busy CPU): later deliveries
+  // are checked meanwhile, but may not be stored ahead of the slow one.
+  const verify = async (e: { body?: string }): Promise<void> => {
+    if (e.body?.startsWith('slow') === true) await new Promise((resolve) => setTimeout(resolve, 100));
+  };
+  const nl = await Relay.open({ country: 'NL', stateDir: stateDirs.NL, log, publishTimeoutMs: 2_000, retry: { initialMs: 50, maxMs: 500 }, verify });
+  relays.push(nl);
+  const envelope = (body: string) => ({ v: 1, id: newUlid(), kind: 'message', from: 'FR', to: ['NL'], priority: 'routine', created: new Date().toISOString(), body });
+  const sent = [envelope('slow first'), envelope('fast second'), envelope('slow third'), envelope('fast fourth')];
+  const hubJs = jetstream(hubNc);
+  for (const e of sent) await hubJs.publish(subjects.deliver('NL'), JSON.stringify(e));
+  await nl.attach(await connectAs(ids.NL, 'NL'));
+  await waitFor('all four in NL inbox', () => sent.every((e) => inboxCount(nl, e.id) === 1));
+  const ids4 = new Set(sent.map((e) => e.id));
+  t.same(nl.inbox().map((i) => i.id).filter((id) => ids4.has(id)), sent.map((e) => e.id), 'stored in DELIVER order');
+  await waitFor('NL backlog empty', async () => (await deBacklog('NL')) === 0);
+  await nl.stop();
 });
