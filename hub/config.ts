@@ -67,6 +67,16 @@ export const HubConfigSchema = Type.Object(
               description: 'an urgent message not confirmed by every recipient this long after routing is logged and counted (default 600000 = 10 min)',
             }),
           ),
+          maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'submissions the router handles at once (default 32)' })),
+          ratePerCountry: Type.Optional(
+            Type.Object(
+              {
+                perSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: "submissions a second a country's messages (and, apart, its receipts) are held to (default 50)" })),
+                burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'submissions a country may send at once after a quiet time (default 200)' })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -129,7 +139,11 @@ export interface HubConfig {
     readonly natsUrlForAgents: string | undefined;
   };
   readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
-  readonly router: { readonly urgentDeadlineMs: number };
+  readonly router: {
+    readonly urgentDeadlineMs: number;
+    readonly maxInFlight: number;
+    readonly ratePerCountry: { readonly perSecond: number; readonly burst: number };
+  };
   readonly metrics: { readonly host: string; readonly port: number };
   readonly probes: { readonly intervalMs: number; readonly timeoutMs: number };
   readonly heartbeats: { readonly timeoutMs: number };
@@ -184,7 +198,12 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
     // 10 min: long enough for an agent's reconnect back-off and a tunnel blip, short enough that
     // a red notice stuck for a country is seen within the hour. At most 12 h, because the watch
     // forgets a message after 24 h (hub/router/urgent-watch.ts).
-    router: Object.freeze({ urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000 }),
+    // maxInFlight 32 and 50 a second with a burst of 200 per country: why, in hub/router/router.ts.
+    router: Object.freeze({
+      urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000,
+      maxInFlight: c.router?.maxInFlight ?? 32,
+      ratePerCountry: Object.freeze({ perSecond: c.router?.ratePerCountry?.perSecond ?? 50, burst: c.router?.ratePerCountry?.burst ?? 200 }),
+    }),
     // Loopback by default: /metrics is plain HTTP without authentication, so who can reach the
     // address is who can read it. 9464 is the port OpenTelemetry's Prometheus exporters use.
     metrics: Object.freeze({ host: c.metrics?.host ?? '127.0.0.1', port: c.metrics?.port ?? 9464 }),

@@ -29,7 +29,11 @@ export const AUDIT_RECORD_INVALID = 'AUDIT_RECORD_INVALID';
 export const AUDIT_CHAIN_BROKEN = 'AUDIT_CHAIN_BROKEN';
 
 /** What can happen that the hub must be able to prove later. */
-export const AUDIT_EVENTS = ['routed', 'rejected', 'deleted', 'country-added', 'token-created', 'enrolled', 'renewed', 'suspended', 'resumed', 'revoked'] as const;
+export const AUDIT_EVENTS = [
+  'routed', 'rejected', 'deleted', 'country-added', 'token-created', 'enrolled', 'renewed', 'suspended', 'resumed', 'revoked',
+  // Database services (hub/db) and B2B sharing policies (hub/api/routes-b2b.ts).
+  'db-stored', 'db-deleted', 'b2b-published',
+] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
 /** `prev` of the first record. */
@@ -64,6 +68,14 @@ const FIELD_SCHEMAS = {
    * before this field existed have none; they stay valid.
    */
   seqs: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { maxItems: 256 })),
+  /** `db-*`: the database service (`sltd`…); `b2b-published`: the national databases now shared. */
+  service: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' })),
+  databases: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }), { maxItems: 64 })),
+  /**
+   * `db-*`: SHA-256 of the record's normalized key. Keys are personal data (document numbers,
+   * names); the hash proves which record was written without the audit log keeping it.
+   */
+  keySha256: Type.Optional(Sha256Hex('SHA-256 of the normalized record key')),
 };
 
 /** One audit record, version 1. Unknown keys are refused (they would be outside what is checked). */

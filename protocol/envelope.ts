@@ -7,11 +7,10 @@
  */
 import { webcrypto } from 'node:crypto';
 import Type, { type Static, type TSchema } from 'typebox';
-import { Value } from 'typebox/value';
 import { CountryCodeSchema, isCountryCode } from './country.js';
 import { ENVELOPE_INVALID, ENVELOPE_MALFORMED_JSON, ENVELOPE_TOO_LARGE, EnvelopeError } from './envelope-errors.js';
 import { hasLoneSurrogate } from './jcs.js';
-import { describeValue, schemaProblems } from './validate.js';
+import { describeValue, isValid, schemaProblems } from './validate.js';
 
 export {
   ENVELOPE_BAD_CERTIFICATE,
@@ -134,7 +133,7 @@ export function isUlid(value: unknown): value is string {
  * `created`, text is Unicode, and the per-kind rules of {@link kindProblems} hold.
  */
 export function envelopeProblems(value: unknown): string[] {
-  if (!Value.Check(EnvelopeSchema, value)) {
+  if (!isValid(EnvelopeSchema, value)) {
     const to: unknown = isRecord(value) ? value['to'] : undefined;
     if (Array.isArray(to)) return schemaProblems(LIST_SHAPE, value).map(reword(value));
     // "must be equal to constant" would not tell the sender that a list was the other choice.

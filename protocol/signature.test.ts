@@ -154,6 +154,7 @@ t.test('signature: the certificate must be the sender country, from this CA, val
   t.match(await problem(foreign), /^ENVELOPE_BAD_CERTIFICATE sigCert: does not chain to a trusted root/, 'another CA');
   t.equal(await outcome(foreign, { ...main.trust, intermediates: [...main.trust.intermediates, ...other.trust.intermediates] }), 'ENVELOPE_BAD_CERTIFICATE', 'its intermediate given is not enough');
   t.equal(await outcome(foreign, other.trust), 'verified', 'and fine for whoever trusts that CA');
+  t.match(await problem(foreign), /^ENVELOPE_BAD_CERTIFICATE sigCert: does not chain/, 'a path found under other roots is not reused (chain cache)');
   const signed = await signEnvelope(draft(), fr.keys.privateKey, fr.der);
   t.equal(await outcome(signed, { ...main.trust, intermediates: [] }), 'ENVELOPE_BAD_CERTIFICATE', 'no path without the intermediate');
 
@@ -169,6 +170,7 @@ t.test('signature: the certificate must be the sender country, from this CA, val
   const byEarly = await signEnvelope(draft(), earlyFr.keys.privateKey, earlyFr.der);
   t.match(await problem(byEarly, early.trust), /^ENVELOPE_BAD_CERTIFICATE sigCert: does not chain to a trusted root valid at/, 'every link must be valid now, not only the leaf');
   t.equal(await outcome(byEarly, { ...early.trust, now: new Date(Date.now() + 2 * 86_400_000) }), 'verified', 'and it verifies once they are');
+  t.match(await problem(byEarly, early.trust), /^ENVELOPE_BAD_CERTIFICATE sigCert: does not chain/, 'a remembered path is not used outside its validity (chain cache)');
 });
 
 t.test('signature: CA and operator certificates cannot sign for a country', async (t) => {

@@ -168,7 +168,7 @@ export function checkCountryCertificate(leaf: X509Certificate, opts: VerifyEnvel
   if (validity !== undefined) return bad(`${validity} (got ${subject})`);
   let chains: boolean;
   try {
-    chains = chainsToRoot(leaf, roots, intermediates, now, 0);
+    chains = chainsCached(leaf, roots, intermediates, now);
   } catch (err) {
     // OpenSSL refusing to even compare a crafted certificate is still the certificate's fault.
     return bad(`could not be checked against the trusted roots (got ${subject})`, err);
@@ -251,16 +251,49 @@ function validityProblem(cert: X509Certificate, now: Date): string | undefined {
 }
 
 /**
+ * Issuer paths found for a leaf (its parsed object, shared through {@link parseCached}): the two
+ * signature verifications of a chain were a tenth of a hub's CPU per envelope, for the same path
+ * every time. A path is reused only while every certificate on it is still among the trusted
+ * roots and intermediates passed in and `now` is inside all their validity periods; the leaf's own
+ * validity and revocation are checked on every use. Failures are not remembered.
+ */
+const paths = new WeakMap<X509Certificate, { path: readonly X509Certificate[]; fromMs: number; toMs: number }>();
+
+function chainsCached(leaf: X509Certificate, roots: readonly X509Certificate[], intermediates: readonly X509Certificate[], now: Date): boolean {
+  const t = now.getTime();
+  const hit = paths.get(leaf);
+  if (hit !== undefined && t >= hit.fromMs && t <= hit.toMs) {
+    const [anchor, ...links] = [...hit.path].reverse();
+    if (anchor !== undefined && roots.includes(anchor) && links.every((c) => intermediates.includes(c))) return true;
+  }
+  const path = chainsToRoot(leaf, roots, intermediates, now, 0);
+  if (path === undefined) return false;
+  paths.set(leaf, {
+    path,
+    fromMs: Math.max(...path.map((c) => Date.parse(c.validFrom))),
+    toMs: Math.min(...path.map((c) => Date.parse(c.validTo))),
+  });
+  return true;
+}
+
+/**
  * Depth-first search for an issuer path: `cert` is done when a trusted root issued and signed it,
  * otherwise any CA intermediate that did (a renewed hub CA may share its predecessor's name, so
- * every candidate is tried) must itself chain, within {@link MAX_CHAIN_LENGTH} links.
+ * every candidate is tried) must itself chain, within {@link MAX_CHAIN_LENGTH} links. Returns the
+ * issuers from `cert`'s up to the root, or undefined.
  */
-function chainsToRoot(cert: X509Certificate, roots: readonly X509Certificate[], intermediates: readonly X509Certificate[], now: Date, depth: number): boolean {
-  if (depth >= MAX_CHAIN_LENGTH) return false;
+function chainsToRoot(cert: X509Certificate, roots: readonly X509Certificate[], intermediates: readonly X509Certificate[], now: Date, depth: number): X509Certificate[] | undefined {
+  if (depth >= MAX_CHAIN_LENGTH) return undefined;
   const issued = (issuer: X509Certificate): boolean =>
     issuer.ca && validityProblem(issuer, now) === undefined && cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
-  if (roots.some(issued)) return true;
-  return intermediates.some((inter) => inter !== cert && issued(inter) && chainsToRoot(inter, roots, intermediates, now, depth + 1));
+  const root = roots.find(issued);
+  if (root !== undefined) return [root];
+  for (const inter of intermediates) {
+    if (inter === cert || !issued(inter)) continue;
+    const rest = chainsToRoot(inter, roots, intermediates, now, depth + 1);
+    if (rest !== undefined) return [inter, ...rest];
+  }
+  return undefined;
 }
 
 function certificateCountry(cert: X509Certificate): string | undefined {

@@ -1,4 +1,5 @@
 import type { Static, TSchema } from 'typebox';
+import { Compile, type Validator } from 'typebox/compile';
 import { Settings } from 'typebox/system';
 import { Value } from 'typebox/value';
 import { ValidationError } from './errors.js';
@@ -47,10 +48,30 @@ function dotted(prefix: string, pointer: string): string {
 }
 
 /**
+ * Schemas compiled to a checking function on first use. Envelopes are checked several times per
+ * message on both agents and the hub, and the interpreted `Value.Check` was about a tenth of an
+ * agent's CPU under load; the compiled check is over ten times faster. Only the first answer
+ * ("valid?") is compiled; the errors of an invalid value still come from `Value.Errors`. Keyed by
+ * the schema object, so schemas built on the fly are not kept alive by the cache.
+ */
+const compiled = new WeakMap<TSchema, Validator>();
+
+/** Whether `value` matches `schema` (compiled once per schema object). */
+export function isValid<S extends TSchema>(schema: S, value: unknown): value is Static<S> {
+  let validator = compiled.get(schema);
+  if (validator === undefined) {
+    validator = Compile(schema);
+    compiled.set(schema, validator);
+  }
+  return validator.Check(value);
+}
+
+/**
  * Lists every way `value` fails `schema`, one line each: `path: problem (got X)`.
  * `prefix` names the root (`hub`, `body`, `csr`) so the line points at the right place.
  */
 export function schemaProblems(schema: TSchema, value: unknown, prefix = ''): string[] {
+  if (isValid(schema, value)) return [];
   const problems: string[] = [];
   for (const e of Value.Errors(schema, value)) {
     // `additionalProperties: false` reports each extra key twice; keep the clearer form.
@@ -80,6 +101,6 @@ export function parseWith<S extends TSchema>(
   value: unknown,
   opts: { code: string; what: string; prefix?: string },
 ): Static<S> {
-  if (Value.Check(schema, value)) return value;
+  if (isValid(schema, value)) return value;
   throw new ValidationError(opts.code, opts.what, schemaProblems(schema, value, opts.prefix ?? ''));
 }

@@ -39,6 +39,8 @@ export interface StartHubOptions {
   logLevel: string;
   /** Run the hub with `--cpu-prof` (profile written when it exits). */
   cpuProfile: boolean;
+  /** More hub.json sections (e.g. `router`), added to the loopback settings. */
+  config?: Record<string, unknown>;
 }
 
 /** Starts `ncbnet hub run` on `stateDir` (made by `initHubState`) on free loopback ports, WireGuard off. */
@@ -51,6 +53,7 @@ export async function startHub(opts: StartHubOptions): Promise<HubProcess> {
       broker: { host: '127.0.0.1', port: 0, monitorPort: 0 },
       metrics: { host: '127.0.0.1', port: 0 },
       log: { level: opts.logLevel },
+      ...opts.config,
     }),
   );
   const logPath = join(opts.workDir, 'hub.log');

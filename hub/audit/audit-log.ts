@@ -2,27 +2,25 @@
  * The hub's audit log: hash-chained records (`protocol/audit.ts`) in the JetStream stream AUDIT.
  *
  * One chain, never forked: each record is published with `Nats-Expected-Last-Sequence` set to the
- * stream sequence of the record it chains on, so a second writer (another hub of a cluster, or a
- * second AuditLog in this process) that appended first makes the server refuse the publish; the
- * loser re-reads the tail and chains on it. A record's `seq` is its stream sequence.
+ * stream sequence of the record it chains on (and, when pipelined, `Nats-Expected-Last-Msg-Id`),
+ * so a second writer (another hub of a cluster, or a second AuditLog in this process) that
+ * appended first makes the server refuse the publish; the loser re-reads the tail and chains on
+ * it. A record's `seq` is its stream sequence. Appends are pipelined (`audit-writer.ts`).
  */
 import { createHash } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { Value } from 'typebox/value';
 import {
   AUDIT_STREAM,
-  AUDIT_SUBJECT,
   AuditRecordSchema,
   EMPTY_TAIL,
   GENESIS_PREV,
   chainNext,
   checkLink,
   decodeAuditRecord,
-  encodeAuditRecord,
   type AuditFields,
   type AuditRecord,
   type ChainTail,
@@ -30,7 +28,8 @@ import {
 } from '../../protocol/audit.js';
 import { isUlid } from '../../protocol/envelope.js';
 import { ensureAuditStream, type AuditStreamOptions } from './audit-stream.js';
-import { AUDIT_APPEND_CONFLICT, AUDIT_BAD_MESSAGE_ID, AUDIT_CLOSED, AUDIT_UNAVAILABLE, AuditLogError } from './errors.js';
+import { AuditWriter } from './audit-writer.js';
+import { AUDIT_BAD_MESSAGE_ID, AUDIT_CLOSED, AUDIT_UNAVAILABLE, AuditLogError } from './errors.js';
 
 /** Options of {@link AuditLog.open}. */
 export interface AuditLogOptions extends AuditStreamOptions {
@@ -41,6 +40,8 @@ export interface AuditLogOptions extends AuditStreamOptions {
   publishTimeoutMs?: number;
   /** Publishes tried when other writers keep appending first (default 20). */
   maxAttempts?: number;
+  /** Records published back to back before waiting for their acks (default 64). */
+  maxBatch?: number;
 }
 
 /** One stored entry as read back: its stream sequence and bytes. */
@@ -54,20 +55,26 @@ export class AuditLog {
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #log: Logger;
-  readonly #publishTimeoutMs: number;
-  readonly #maxAttempts: number;
-  /** Where the last append left the chain; undefined when it must be read from the stream again. */
-  #tail: ChainTail | undefined;
-  /** Appends of this instance run one after another (the chain has one writer per process). */
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Appends of this instance, chained in call order and pipelined. */
+  readonly #writer: AuditWriter;
   #isClosed = false;
 
-  private constructor(js: JetStreamClient, jsm: JetStreamManager, opts: AuditLogOptions) {
+  private constructor(js: JetStreamClient, jsm: JetStreamManager, opts: AuditLogOptions, tail: ChainTail) {
     this.#js = js;
     this.#jsm = jsm;
     this.#log = opts.log.child({ component: 'audit' });
-    this.#publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
-    this.#maxAttempts = opts.maxAttempts ?? 20;
+    this.#writer = new AuditWriter(
+      {
+        js,
+        log: this.#log,
+        publishTimeoutMs: opts.publishTimeoutMs ?? 5_000,
+        maxAttempts: opts.maxAttempts ?? 20,
+        maxBatch: opts.maxBatch ?? 64,
+        readTail: () => AuditLog.#readTail(jsm, this.#log),
+        isStored: (record) => this.#isStored(record),
+      },
+      tail,
+    );
   }
 
   /**
@@ -85,22 +92,25 @@ export class AuditLog {
     if (opts.replicas !== undefined) streamOpts.replicas = opts.replicas;
     if (opts.maxAgeMs !== undefined) streamOpts.maxAgeMs = opts.maxAgeMs;
     const outcome = await ensureAuditStream(jsm, streamOpts);
-    const audit = new AuditLog(jetstream(opts.nc), jsm, opts);
-    audit.#tail = await audit.#readTail();
-    audit.#log.info({ stream: AUDIT_STREAM, ...outcome, seq: audit.#tail.seq }, 'audit log open');
+    const log = opts.log.child({ component: 'audit' });
+    const tail = await AuditLog.#readTail(jsm, log);
+    const audit = new AuditLog(jetstream(opts.nc), jsm, opts, tail);
+    audit.#log.info({ stream: AUDIT_STREAM, ...outcome, seq: tail.seq }, 'audit log open');
     return audit;
   }
 
   /** Where the chain ends as this instance last saw it. */
   get tail(): ChainTail | undefined {
-    return this.#tail;
+    return this.#writer.tail;
   }
 
   /**
    * Appends one record and resolves once JetStream has stored it. Appends of one instance are
-   * serialized; a concurrent writer elsewhere is detected by the server and the record re-chained.
-   * Throws `AUDIT_RECORD_INVALID` (bad fields; nothing stored), `AUDIT_APPEND_CONFLICT` (other
-   * writers won `maxAttempts` times), `AUDIT_UNAVAILABLE` or `AUDIT_CLOSED`.
+   * chained in call order; those made while earlier ones are on the wire are published back to
+   * back (`audit-writer.ts`); a concurrent writer elsewhere is detected by the server and the
+   * records re-chained. Throws `AUDIT_RECORD_INVALID` (bad fields; nothing stored),
+   * `AUDIT_APPEND_CONFLICT` (other writers won `maxAttempts` times), `AUDIT_UNAVAILABLE` or
+   * `AUDIT_CLOSED`.
    */
   // async, so a bad call is a rejected promise; everything before the return runs synchronously,
   // which keeps appends in call order.
@@ -108,54 +118,13 @@ export class AuditLog {
     if (this.#isClosed) throw new AuditLogError(AUDIT_CLOSED, 'audit: log is closed');
     // Check the fields before queueing, so a bad call fails at once and costs no round trip.
     chainNext(EMPTY_TAIL, fields);
-    const run = this.#queue.then(() => this.#appendNow(fields));
-    // The queue only orders appends; each caller gets its own outcome from `run`.
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#writer.append(fields);
   }
 
   /** Waits for queued appends and refuses new ones. The connection stays the caller's. */
   async close(): Promise<void> {
     this.#isClosed = true;
-    await this.#queue;
-  }
-
-  async #appendNow(fields: AuditFields): Promise<AuditRecord> {
-    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
-      const tail = this.#tail ?? (await this.#readTail());
-      const record = chainNext(tail, fields);
-      let ack: PubAck;
-      try {
-        // nats-server (2.9.10 checked, 0 included) refuses the publish when the stream's last
-        // sequence is not the one this record chains on: the chain cannot fork.
-        ack = await this.#js.publish(AUDIT_SUBJECT, encodeAuditRecord(record), {
-          expect: { lastSequence: tail.seq, streamName: AUDIT_STREAM },
-          timeout: this.#publishTimeoutMs,
-        });
-      } catch (err) {
-        this.#tail = undefined;
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
-          this.#log.debug({ seq: record.seq, attempt }, 'another writer appended first; re-chaining');
-          await delay(Math.floor(Math.random() * 5 * attempt));
-          continue;
-        }
-        // A timeout may hide a record that was stored and whose ack was lost: look before failing.
-        if (await this.#isStored(record)) return this.#accepted(record);
-        throw new AuditLogError(AUDIT_UNAVAILABLE, `audit: record ${record.seq} not stored: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      }
-      if (ack.seq !== record.seq) {
-        // Cannot happen with the expectation above; if it does, the stream is not what we think.
-        this.#tail = undefined;
-        throw new AuditLogError(AUDIT_UNAVAILABLE, `audit: record ${record.seq} was stored at stream sequence ${ack.seq}`);
-      }
-      return this.#accepted(record);
-    }
-    throw new AuditLogError(AUDIT_APPEND_CONFLICT, `audit: other writers appended first ${this.#maxAttempts} times; record not stored`);
-  }
-
-  #accepted(record: AuditRecord): AuditRecord {
-    this.#tail = { seq: record.seq, hash: record.hash };
-    return record;
+    await this.#writer.idle();
   }
 
   /** True when the stream holds exactly `record` at its seq. */
@@ -174,19 +143,19 @@ export class AuditLog {
    * The chain's end as stored. A last entry that is not a valid record (damage, a forgery) is
    * chained on by the SHA-256 of its bytes, so logging goes on; `verify` reports that entry.
    */
-  async #readTail(): Promise<ChainTail> {
+  static async #readTail(jsm: JetStreamManager, log: Logger): Promise<ChainTail> {
     try {
-      const info = await this.#jsm.streams.info(AUDIT_STREAM);
+      const info = await jsm.streams.info(AUDIT_STREAM);
       const last = info.state.last_seq;
       if (last === 0) return EMPTY_TAIL;
-      const stored = await this.#jsm.streams.getMessage(AUDIT_STREAM, { seq: last });
+      const stored = await jsm.streams.getMessage(AUDIT_STREAM, { seq: last });
       if (stored === null) {
-        this.#log.error({ seq: last }, 'last audit record missing; the chain will not verify');
+        log.error({ seq: last }, 'last audit record missing; the chain will not verify');
         return { seq: last, hash: GENESIS_PREV };
       }
       const value = decodeAuditRecord(stored.data);
       if (Value.Check(AuditRecordSchema, value)) return { seq: last, hash: value.hash };
-      this.#log.error({ seq: last }, 'last audit entry is not a valid record; chaining on its bytes');
+      log.error({ seq: last }, 'last audit entry is not a valid record; chaining on its bytes');
       return { seq: last, hash: createHash('sha256').update(stored.data).digest('hex') };
     } catch (err) {
       throw new AuditLogError(AUDIT_UNAVAILABLE, `audit: cannot read the end of ${AUDIT_STREAM}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -229,7 +198,7 @@ export class AuditLog {
 
   /**
    * Every valid membership record about country `code` (added, token created, enrolled, renewed,
-   * suspended, resumed, revoked), in order: records whose `country` is `code`. Message traffic is
+   * suspended, resumed, revoked; its database writes and B2B policies), in order: records whose `country` is `code`. Message traffic is
    * not included (see {@link forMessage}). A full scan, as `forMessage`. Throws `AUDIT_UNAVAILABLE`.
    */
   async forCountry(code: string): Promise<AuditRecord[]> {

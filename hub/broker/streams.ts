@@ -67,7 +67,7 @@ type WantedStream = Pick<
 const FIXED_STREAM_KEYS = ['retention', 'storage'] as const;
 const MUTABLE_STREAM_KEYS = ['subjects', 'discard', 'max_age', 'duplicate_window', 'max_msg_size', 'num_replicas'] as const;
 const FIXED_CONSUMER_KEYS = ['ack_policy', 'deliver_policy'] as const;
-const MUTABLE_CONSUMER_KEYS = ['filter_subject', 'ack_wait', 'max_deliver'] as const;
+const MUTABLE_CONSUMER_KEYS = ['filter_subject', 'ack_wait', 'max_deliver', 'max_ack_pending'] as const;
 
 /**
  * The wanted SUBMIT and DELIVER configurations (pure).
@@ -193,13 +193,15 @@ export async function ensureCountryConsumer(jsm: JetStreamManager, country: stri
  * Creates the router's durable pull consumer on SUBMIT (all subjects, explicit ack, unlimited
  * redelivery), or updates it. Throws `STREAM_CONFIG_CONFLICT` or `STREAM_CONSUMER_FAILED`.
  */
-export async function ensureRouterConsumer(jsm: JetStreamManager, opts: ConsumerOptions = {}): Promise<EnsureOutcome> {
+export async function ensureRouterConsumer(jsm: JetStreamManager, opts: ConsumerOptions & { maxAckPending?: number } = {}): Promise<EnsureOutcome> {
   return ensureConsumer(jsm, SUBMIT_STREAM, {
     durable_name: ROUTER_CONSUMER,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: (opts.ackWaitMs ?? 30_000) * MS_TO_NS,
     max_deliver: -1,
+    // Submissions the router holds back (nak with a delay) stay pending on the server; see hub/router/router.ts.
+    ...(opts.maxAckPending === undefined ? {} : { max_ack_pending: opts.maxAckPending }),
   });
 }
 

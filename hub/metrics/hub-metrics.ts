@@ -66,6 +66,7 @@ export class HubMetrics {
   readonly #renewals: Counter<'result'>;
   readonly #revocations: Counter;
   readonly #rejections: Counter<'code'>;
+  readonly #throttled: Counter<'country'>;
   readonly #brokerRestarts: Counter;
 
   /** Stats hooks for the router (hub/router/router.ts). */
@@ -100,6 +101,7 @@ export class HubMetrics {
     this.#renewals = new Counter({ name: 'ncbnet_renewals_total', help: 'Certificate renewals: ok, refused (a coded error) or failed (unexpected error).', labelNames: ['result'], registers });
     this.#revocations = new Counter({ name: 'ncbnet_revocations_total', help: 'Countries revoked since the hub started.', registers });
     this.#rejections = new Counter({ name: 'ncbnet_router_rejections_total', help: 'Submissions the router refused, by error code.', labelNames: ['code'], registers });
+    this.#throttled = new Counter({ name: 'ncbnet_router_throttled_total', help: 'Times a submission of this sending country was held back because the country was over router.ratePerCountry (held, never dropped).', labelNames: ['country'], registers, collect });
     this.#brokerRestarts = new Counter({ name: 'ncbnet_broker_restarts_total', help: 'Times the supervised nats-server died and was started again.', registers });
     for (const result of ['ok', 'refused']) {
       this.#enrollments.inc({ result }, 0);
@@ -205,6 +207,9 @@ export class HubMetrics {
       },
       onRejected: (_from, code) => this.#rejections.inc({ code }),
       onReceipt: (receipt) => this.#receipt(receipt),
+      onThrottled: (country) => {
+        if (this.#isMember(country)) this.#throttled.inc({ country });
+      },
     };
     this.urgentStats = {
       // The recipient that has not confirmed is the one to look at.
@@ -262,12 +267,14 @@ export class HubMetrics {
       this.#probeRtt.remove({ country: cc });
       this.#probesMissed.remove({ country: cc });
       this.#urgentOverdueTotal.remove({ country: cc });
+      this.#throttled.remove({ country: cc });
     }
     for (const cc of now) {
       if (this.#members.has(cc)) continue;
       for (const direction of ['sent', 'received']) this.#messages.inc({ country: cc, direction }, 0);
       this.#probesMissed.inc({ country: cc }, 0);
       this.#urgentOverdueTotal.inc({ country: cc }, 0);
+      this.#throttled.inc({ country: cc }, 0);
     }
     this.#members = now;
   }

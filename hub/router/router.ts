@@ -1,54 +1,71 @@
 /**
  * The hub's router (ARCHITECTURE, "Messages"): reads SUBMIT through the durable work-queue
- * consumer `router`, checks each envelope and its sender, and stores one copy per recipient on
- * `ncb.deliver.<TO>` with `Nats-Msg-Id: <id>.<TO>`. The SUBMIT message is acked only after every
- * copy is acked by JetStream, so a crash in between means a redelivery, and DELIVER's duplicate
- * window drops the copies already stored. A refused submission is answered on `ncb.event.<SENDER>`
- * and terminated; it never stops the loop. A `deletion` from a message's originator goes to that
- * message's recipients and erases the hub's stored copies (`deletion.ts`); urgent messages are
- * watched until every recipient confirms (`urgent-watch.ts`).
+ * consumer `router` and hands each submission to `submission.ts` (check, one copy per recipient
+ * in DELIVER, audit record, then ack). Several submissions are in flight at once
+ * (`maxInFlight`, default 32): each costs two JetStream round trips (the copies, then the audit
+ * record), and one at a time let a Red Notice's 194 receipts queue behind each other.
+ *
+ * Which submission goes next is `fair-queue.ts`: a lane per sending country served round-robin,
+ * urgent before routine, each country limited to `ratePerCountry` (a token bucket for its
+ * messages, another for its receipts). A country over its rate is held back, never refused or
+ * dropped: a police message must not be lost because it came in a burst.
+ *
+ * Why one consumer and a reorder in memory, not a consumer per country: SUBMIT is a work queue,
+ * and nats-server 2.9 allows several consumers on one only with filters that do not overlap, so
+ * per-country consumers would mean 249 pull loops (one per ISO code, members or not, or a revoked
+ * country's last submissions would never be read), made and removed with the membership. Instead
+ * the router pulls a window of SUBMIT (consume batch `batchSize`) and sorts it into lanes. A lane
+ * holds at most `laneCapacity` submissions; the rest of a flooding country's backlog is left in
+ * SUBMIT with `nak(delay)`, the delay being when its tokens allow it, so it does not sit in memory
+ * and, more important, does not sit in front of other countries' submissions: redeliveries come
+ * back when due, and meanwhile the consumer hands out what others submitted after it. A message
+ * nak'ed with a delay still counts against the consumer's max_ack_pending (nats-server keeps it
+ * pending), so the router's consumer is made with `maxAckPending` 50 000: a flood must reach that
+ * many held-back submissions before other countries' messages wait for it.
+ *
+ * Order: one country's submissions may be routed in another order than submitted (they run
+ * concurrently, and held-back ones come back later). What depends on order is kept: a deletion
+ * starts only when everything its sender submitted before it (as received) has finished, so the
+ * original's `routed` record exists, and a deletion whose original is unknown while some of its
+ * sender's submissions are held back is retried rather than refused; two submissions with one
+ * envelope id never run at once, and the second, a replay, finds its copies stored (DELIVER
+ * dedups `Nats-Msg-Id`) and writes no second `routed` record.
  */
-import { envelopeDigest, type AuditFields } from '../../protocol/audit.js';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import type { AuditFields } from '../../protocol/audit.js';
 import type { Envelope } from '../../protocol/envelope.js';
 import { CodedError } from '../../protocol/errors.js';
-import { DELIVER_STREAM, SUBMIT_STREAM, countryOfSubject, subjects } from '../../protocol/subjects.js';
+import { SUBMIT_STREAM, countryOfSubject } from '../../protocol/subjects.js';
 import { ROUTER_CONSUMER, ensureRouterConsumer } from '../broker/streams.js';
-import { checkSubmission, resolveRecipients, type RecipientDirectory, type RouteDecision, type SubmissionCheck } from './decide.js';
-import { eraseCopies, planDeletion, type MessageHistory } from './deletion.js';
-import { ROUTER_BAD_SUBJECT, ROUTER_DELIVERY_FAILED, ROUTER_START_FAILED, RouterError } from './errors.js';
+import type { RecipientDirectory } from './decide.js';
+import type { MessageHistory } from './deletion.js';
+import { ROUTER_START_FAILED, RouterError } from './errors.js';
+import { FairQueue, type QueueItem } from './fair-queue.js';
+import { SubmissionHandler, type RouterStats } from './submission.js';
+import type { RateLimit } from './token-bucket.js';
 import type { UrgentWatch } from './urgent-watch.js';
 
 export * from './decide.js';
 export * from './errors.js';
 export type { MessageHistory } from './deletion.js';
+export type { RejectionEvent, RouterStats } from './submission.js';
+export type { RateLimit } from './token-bucket.js';
 
-/** Metric callbacks; the metrics module turns them into series (no prom-client here). */
-export interface RouterStats {
-  /** A submission was stored for every recipient, `ms` after the router took it. */
-  onRouted(from: string, to: readonly string[], ms: number): void;
-  /** A submission was refused; `from` is undefined when the subject named no country. */
-  onRejected(from: string | undefined, code: string): void;
-  /**
-   * A receipt (`kind: 'receipt'`) was routed, after {@link onRouted}: the metrics module reads
-   * delivery times from `delivered` receipts (their `receipt.of` is a ULID carrying the original's
-   * creation time, their `created` is when the recipient stored it).
-   */
-  onReceipt?(receipt: Envelope): void;
-}
-
-/** Published on `ncb.event.<SENDER>` when a submission is refused. */
-export interface RejectionEvent {
-  type: 'rejected';
-  /** The envelope's id, or null when the input had no well-formed one. */
-  id: string | null;
-  code: string;
-  /** `path: problem (got X)` lines. */
-  problems: string[];
-}
+/**
+ * 50 a second, 200 at once: a country's own traffic is a few messages a second at its busiest,
+ * and its receipts (own bucket) come in bursts of at most what it was sent; a diffusion to all
+ * from every member at once makes 194 receipts per country, which the burst takes whole. Four
+ * times the benchmark's 195-country fan-out still fits, while a flood (a looping application, a
+ * compromised NCB) is held to a rate the hub sustains for every country at once.
+ */
+export const DEFAULT_RATE_PER_COUNTRY: RateLimit = Object.freeze({ perSecond: 50, burst: 200 });
+/** Submissions in flight at once: enough to cover the two round trips of each, bounded for memory. */
+export const DEFAULT_MAX_IN_FLIGHT = 32;
+/** The router consumer's max_ack_pending (see the module comment). */
+export const ROUTER_MAX_ACK_PENDING = 50_000;
 
 /** Options of {@link Router}. */
 export interface RouterOptions {
@@ -88,14 +105,31 @@ export interface RouterOptions {
    * (2 min): a submission redelivered after a lost ack must fall inside the window to be deduped.
    */
   ackWaitMs?: number;
-  /** Messages the consumer buffers (default 64). */
+  /** Messages the consumer pulls at a time (default 128): the window sorted into lanes. */
   batchSize?: number;
+  /** Submissions handled at once (default {@link DEFAULT_MAX_IN_FLIGHT}). */
+  maxInFlight?: number;
+  /** Each country's rate (default {@link DEFAULT_RATE_PER_COUNTRY}). */
+  ratePerCountry?: RateLimit;
+  /** Submissions of one country waiting in memory; more are left in SUBMIT (default 64). */
+  laneCapacity?: number;
 }
 
 const NO_STATS: RouterStats = { onRouted: () => undefined, onRejected: () => undefined };
+/** Shortest time a submission left in SUBMIT for lack of room waits before it comes back. */
+const MIN_HOLD_MS = 250;
+/** A submission left in SUBMIT is forgotten this long after it was due back (another router took it). */
+const HELD_GRACE_MS = 60_000;
 
 // Consumer notifications worth a warning; the rest (heartbeats, next requests) are routine.
 const WARN_STATUSES = new Set(['heartbeats_missed', 'consumer_not_found', 'stream_not_found', 'consumer_deleted', 'no_responders', 'exceeded_limits']);
+
+/** A submission taken from SUBMIT, as the fair queue sees it. */
+interface Job extends QueueItem {
+  m: JsMsg;
+  /** performance.now() of the last sign of life sent for it (arrival, or `working()`). */
+  touchedMs: number;
+}
 
 /**
  * The routing service. `start()` binds to (creating if needed) the `router` consumer on SUBMIT and
@@ -105,10 +139,19 @@ export class Router {
   readonly #opts: RouterOptions;
   readonly #log: Logger;
   readonly #stats: RouterStats;
-  #js: JetStreamClient | undefined;
-  #jsm: JetStreamManager | undefined;
+  readonly #maxInFlight: number;
+  readonly #ackWaitMs: number;
+  #queue: FairQueue<Job> | undefined;
+  #handler: SubmissionHandler | undefined;
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
+  /** Submissions queued or in flight, by stream sequence. */
+  readonly #tracked = new Map<number, Job>();
+  readonly #running = new Set<Promise<void>>();
+  /** Submissions left in SUBMIT by country: stream sequence → when they are due back. */
+  readonly #held = new Map<string, Map<number, number>>();
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #touchTimer: NodeJS.Timeout | undefined;
   #isStopping = false;
   #hasEnded = false;
 
@@ -116,6 +159,8 @@ export class Router {
     this.#opts = opts;
     this.#log = opts.log.child({ component: 'router' });
     this.#stats = opts.stats ?? NO_STATS;
+    this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.#ackWaitMs = opts.ackWaitMs ?? 30_000;
   }
 
   /** True from a successful start() until stop() or until the consume loop gave up (for /readyz). */
@@ -131,35 +176,69 @@ export class Router {
     if (this.#loop !== undefined) return;
     this.#isStopping = false;
     this.#hasEnded = false;
-    const { nc, ackWaitMs } = this.#opts;
+    const o = this.#opts;
     let messages: ConsumerMessages;
     try {
-      const jsm = await jetstreamManager(nc);
-      await ensureRouterConsumer(jsm, ackWaitMs === undefined ? {} : { ackWaitMs });
-      this.#jsm = jsm;
-      this.#js = jetstream(nc);
-      const consumer = await this.#js.consumers.get(SUBMIT_STREAM, ROUTER_CONSUMER);
-      messages = await consumer.consume({ max_messages: this.#opts.batchSize ?? 64 });
+      const jsm = await jetstreamManager(o.nc);
+      await ensureRouterConsumer(jsm, { ackWaitMs: this.#ackWaitMs, maxAckPending: ROUTER_MAX_ACK_PENDING });
+      const js = jetstream(o.nc);
+      this.#handler = new SubmissionHandler({
+        nc: o.nc,
+        js,
+        jsm,
+        directory: o.directory,
+        log: this.#log,
+        stats: this.#stats,
+        audit: o.audit,
+        history: o.history,
+        urgent: o.urgent,
+        verify: o.verify,
+        maxEnvelopeBytes: o.maxEnvelopeBytes,
+        retryDelayMs: o.retryDelayMs ?? 2_000,
+        publishTimeoutMs: o.publishTimeoutMs ?? 5_000,
+        hasHeldBack: (country) => this.#hasHeldBack(country),
+        replayWindowMs: 2 * 60_000,
+      });
+      const consumer = await js.consumers.get(SUBMIT_STREAM, ROUTER_CONSUMER);
+      messages = await consumer.consume({ max_messages: o.batchSize ?? 128 });
     } catch (err) {
       if (err instanceof CodedError) throw err;
       throw new RouterError(ROUTER_START_FAILED, `router: cannot bind to ${SUBMIT_STREAM}/${ROUTER_CONSUMER}: ${String(err)}`, { cause: err });
     }
+    this.#queue = new FairQueue<Job>({
+      rate: o.ratePerCountry ?? DEFAULT_RATE_PER_COUNTRY,
+      laneCapacity: o.laneCapacity ?? 64,
+      onHeldBack: (country) => this.#stats.onThrottled?.(country),
+    });
     this.#messages = messages;
     void this.#watch(messages);
+    // Keep what waits or runs from being redelivered to another router (ack wait) while it is ours.
+    this.#touchTimer = setInterval(() => this.#touch(), Math.max(50, Math.floor(this.#ackWaitMs / 3)));
+    this.#touchTimer.unref();
     this.#loop = this.#run(messages);
-    this.#log.info({ stream: SUBMIT_STREAM, consumer: ROUTER_CONSUMER }, 'router started');
+    this.#log.info({ stream: SUBMIT_STREAM, consumer: ROUTER_CONSUMER, maxInFlight: this.#maxInFlight }, 'router started');
   }
 
   /**
-   * Stops taking messages and waits for the one in hand to finish. Messages buffered but not yet
-   * handled are nak'ed so another router (or the next start) gets them without waiting for ack_wait.
+   * Stops taking messages and waits for those in flight to finish. Messages taken but not started
+   * are nak'ed so another router (or the next start) gets them without waiting for ack_wait.
    */
   async stop(): Promise<void> {
     const loop = this.#loop;
     if (loop === undefined) return;
     this.#isStopping = true;
+    clearTimeout(this.#wakeTimer);
+    clearInterval(this.#touchTimer);
+    this.#wakeTimer = undefined;
     await this.#messages?.close();
     await loop;
+    for (const job of this.#queue?.drain() ?? []) {
+      this.#tracked.delete(job.m.seq);
+      job.m.nak();
+    }
+    await Promise.allSettled([...this.#running]);
+    this.#tracked.clear();
+    this.#held.clear();
     this.#loop = undefined;
     this.#messages = undefined;
     this.#log.info('router stopped');
@@ -172,7 +251,7 @@ export class Router {
           m.nak();
           continue;
         }
-        await this.#handle(m);
+        this.#admit(m);
       }
     } catch (err) {
       // consume() recovers from server restarts itself; reaching here means it gave up.
@@ -192,182 +271,111 @@ export class Router {
     }
   }
 
-  /** Handles one submission; never throws (every outcome is an ack, a term or a nak). */
-  async #handle(m: JsMsg): Promise<void> {
-    const startedMs = performance.now();
-    const sender = countryOfSubject(m.subject, 'submit');
-    if (sender === undefined) {
-      // Only the hub itself could publish here: a country's permissions allow only its own subject.
-      this.#log.warn({ subject: m.subject, seq: m.seq, code: ROUTER_BAD_SUBJECT }, 'submission on a subject naming no country');
-      this.#stats.onRejected(undefined, ROUTER_BAD_SUBJECT);
-      m.term();
+  /** Queues one message from SUBMIT, or leaves it there for later when its country's lane is full. */
+  #admit(m: JsMsg): void {
+    const queue = this.#queue;
+    if (queue === undefined) return;
+    // Already ours (a redelivery that crossed our working()): the first copy's outcome settles it.
+    if (this.#tracked.has(m.seq)) return;
+    const now = performance.now();
+    const country = countryOfSubject(m.subject, 'submit');
+    if (country === undefined) {
+      // Terminated at once by the handler; nothing to be fair about.
+      this.#start({ m, country: '', id: undefined, isUrgent: false, isDeletion: false, isReceipt: false, touchedMs: now }, undefined);
       return;
     }
-    const log = this.#log.child({ country: sender });
-    const decideOpts = this.#opts.maxEnvelopeBytes === undefined ? {} : { maxEnvelopeBytes: this.#opts.maxEnvelopeBytes };
-    let checked: SubmissionCheck;
-    let recipients: string[] = [];
-    try {
-      checked = checkSubmission(sender, m.data, this.#opts.directory, decideOpts);
-      // A deletion's recipients are the original's, found once its signature holds (below).
-      if (checked.ok && !this.#isCheckedDeletion(checked.envelope)) {
-        const route = resolveRecipients(checked.envelope, this.#opts.directory);
-        if (route.ok) recipients = route.recipients;
-        else checked = route;
-      }
-    } catch (err) {
-      // A bug or a directory failure, not the sender's fault: retry rather than refuse.
-      log.error({ err, seq: m.seq }, 'routing decision failed');
-      m.nak(this.#retryDelayMs());
+    this.#held.get(country)?.delete(m.seq);
+    const job: Job = { m, country, ...peek(m.data), touchedMs: now };
+    if (queue.push(job, now)) {
+      this.#tracked.set(m.seq, job);
+      this.#pump();
       return;
     }
-    if (checked.ok && this.#opts.verify) {
-      try {
-        await this.#opts.verify(checked.envelope);
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (typeof code !== 'string') {
-          log.error({ err, seq: m.seq }, 'signature check failed unexpectedly');
-          m.nak(this.#retryDelayMs());
-          return;
+    // The lane is full: back to SUBMIT until the country's tokens (or the router) allow it.
+    let held = this.#held.get(country);
+    if (held === undefined) this.#held.set(country, (held = new Map<number, number>()));
+    const position = queue.queuedFor(country) + held.size + 1;
+    const tokenWaitMs = queue.tokenWaitMs(country, position, job.isReceipt, now);
+    const delayMs = Math.max(MIN_HOLD_MS, tokenWaitMs);
+    if (tokenWaitMs > 0) this.#stats.onThrottled?.(country);
+    held.set(m.seq, now + delayMs);
+    m.nak(delayMs);
+  }
+
+  /** Starts as many queued submissions as there is room for; sets a timer for those waiting on a token. */
+  #pump(): void {
+    const queue = this.#queue;
+    if (queue === undefined || this.#isStopping) return;
+    const now = performance.now();
+    while (queue.inFlight < this.#maxInFlight) {
+      const job = queue.next(now);
+      if (job === undefined) {
+        // Nothing may start: if some wait for a token, come back when the first gets one.
+        const waitMs = queue.soonestTokenMs;
+        if (waitMs !== undefined && this.#wakeTimer === undefined) {
+          this.#wakeTimer = setTimeout(() => {
+            this.#wakeTimer = undefined;
+            this.#pump();
+          }, waitMs);
         }
-        checked = { ok: false, id: checked.envelope.id, code, problems: [(err as Error).message] };
+        break;
       }
+      this.#start(job, queue);
     }
-    if (!checked.ok) {
-      await this.#reject(m, sender, checked, log);
-      return;
-    }
-    const envelope = checked.envelope;
-    const history = this.#opts.history;
-    if (history !== undefined && envelope.kind === 'deletion') {
-      await this.#handleDeletion(m, envelope, history, startedMs, log);
-      return;
-    }
-    try {
-      const seqs = await this.#deliver(envelope.id, recipients, m.data);
-      await this.#opts.audit?.append({ event: 'routed', messageId: envelope.id, from: sender, to: recipients, seqs, envelopeSha256: envelopeDigest(m.data) });
-    } catch (err) {
-      log.warn({ err, id: envelope.id, seq: m.seq, redelivered: m.redelivered }, 'delivery failed, will retry');
-      m.nak(this.#retryDelayMs());
-      return;
-    }
-    // A lost ack means a redelivery within ack_wait, whose copies DELIVER drops as duplicates.
-    m.ack();
-    this.#routed(envelope, recipients, startedMs, log);
   }
 
-  /** A deletion checked against its original: only with a {@link RouterOptions.history}. */
-  #isCheckedDeletion(envelope: Envelope): boolean {
-    return envelope.kind === 'deletion' && this.#opts.history !== undefined;
+  #start(job: Job, queue: FairQueue<Job> | undefined): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const run: Promise<void> = handler
+      .handle(job.m)
+      .catch((err: unknown) => this.#log.error({ err, seq: job.m.seq }, 'submission handler failed'))
+      .finally(() => {
+        queue?.done(job);
+        this.#tracked.delete(job.m.seq);
+        this.#running.delete(run);
+        this.#pump();
+      });
+    this.#running.add(run);
   }
 
   /**
-   * A deletion from a message's originator (see `deletion.ts`): erase the hub's stored copies of
-   * the original, deliver the deletion to the original's recipients still active, audit both the
-   * deletion (`routed`) and the fact (`deleted`), then ack. Every step is idempotent, so a crash or
-   * a failure anywhere means the whole deletion is retried.
+   * `working()` for what has been ours a third of the ack wait, so it is not handed to anyone
+   * else; and forgets held-back submissions long overdue (another router of a cluster took them).
    */
-  async #handleDeletion(m: JsMsg, deletion: Envelope, history: MessageHistory, startedMs: number, log: Logger): Promise<void> {
-    const sender = deletion.from;
-    const original = deletion.deletes;
-    let recipients: string[];
-    try {
-      // parseEnvelope requires `deletes` on a deletion; planDeletion refuses one without it.
-      const records = original === undefined ? [] : await history.forMessage(original);
-      const plan = planDeletion(sender, deletion, records, this.#opts.directory);
-      if (!plan.ok) {
-        await this.#reject(m, sender, { ok: false, id: deletion.id, code: plan.code, problems: plan.problems }, log);
-        return;
-      }
-      recipients = plan.recipients;
-      if (plan.unlocated.length > 0) log.warn({ id: plan.original, to: plan.unlocated }, 'stored copies of a message to delete not located (routed before their sequences were recorded); they age out');
-      const erased = await eraseCopies(this.#jetstreamManager(), plan.original, plan.copies, log);
-      const seqs = await this.#deliver(deletion.id, recipients, m.data);
-      await this.#opts.audit?.append({ event: 'routed', messageId: deletion.id, from: sender, to: recipients, seqs, envelopeSha256: envelopeDigest(m.data) });
-      await this.#opts.audit?.append({ event: 'deleted', messageId: plan.original, from: sender, to: recipients, code: deletion.reason });
-      log.info({ id: plan.original, deletion: deletion.id, to: recipients, reason: deletion.reason, ...erased }, 'message deleted');
-    } catch (err) {
-      log.warn({ err, id: deletion.id, deletes: original, seq: m.seq, redelivered: m.redelivered }, 'deletion failed, will retry');
-      m.nak(this.#retryDelayMs());
-      return;
+  #touch(): void {
+    const now = performance.now();
+    const every = this.#ackWaitMs / 3;
+    for (const job of this.#tracked.values()) {
+      if (now - job.touchedMs < every) continue;
+      job.touchedMs = now;
+      job.m.working();
     }
-    m.ack();
-    this.#routed(deletion, recipients, startedMs, log);
+    for (const country of this.#held.keys()) this.#hasHeldBack(country, now);
   }
 
-  /** After the ack: stats, the urgent watch, the debug line. */
-  #routed(envelope: Envelope, recipients: readonly string[], startedMs: number, log: Logger): void {
-    const ms = performance.now() - startedMs;
-    this.#stats.onRouted(envelope.from, recipients, ms);
-    if (envelope.kind === 'receipt') {
-      try {
-        this.#stats.onReceipt?.(envelope);
-      } catch (err) {
-        log.error({ err, id: envelope.id }, 'receipt stats failed');
-      }
-    }
-    try {
-      this.#opts.urgent?.routed(envelope, recipients);
-    } catch (err) {
-      // The watch is an aid; a failure in it must not hold up routing.
-      log.error({ err, id: envelope.id }, 'urgent watch failed');
-    }
-    log.debug({ id: envelope.id, to: recipients.length, ms }, 'routed');
+  /** True while some of `country`'s submissions are left in SUBMIT by this router and not back yet. */
+  #hasHeldBack(country: string, now = performance.now()): boolean {
+    const held = this.#held.get(country);
+    if (held === undefined) return false;
+    for (const [seq, dueMs] of held) if (now - dueMs > HELD_GRACE_MS) held.delete(seq);
+    if (held.size > 0) return true;
+    this.#held.delete(country);
+    return false;
   }
+}
 
-  #jetstreamManager(): JetStreamManager {
-    if (this.#jsm === undefined) throw new RouterError(ROUTER_DELIVERY_FAILED, 'router: not started');
-    return this.#jsm;
-  }
+const UTF8 = new TextDecoder();
 
-  /**
-   * Stores one copy per recipient and returns their DELIVER sequences in `recipients` order (for
-   * a copy already stored inside the duplicate window, the sequence of the stored one).
-   */
-  async #deliver(id: string, recipients: readonly string[], data: Uint8Array): Promise<number[]> {
-    const js = this.#js;
-    if (js === undefined) throw new RouterError(ROUTER_DELIVERY_FAILED, 'router: not started');
-    const timeout = this.#opts.publishTimeoutMs ?? 5_000;
-    const results = await Promise.allSettled(
-      recipients.map((to) =>
-        // expect.streamName: a copy must land in DELIVER, not in some other stream bound to the subject.
-        js.publish(subjects.deliver(to), data, { msgID: `${id}.${to}`, timeout, expect: { streamName: DELIVER_STREAM } }),
-      ),
-    );
-    const seqs: number[] = [];
-    const failed: PromiseRejectedResult[] = [];
-    for (const r of results) {
-      if (r.status === 'fulfilled') seqs.push(r.value.seq);
-      else failed.push(r);
-    }
-    if (failed.length > 0) {
-      const cause: unknown = failed[0]?.reason;
-      throw new RouterError(ROUTER_DELIVERY_FAILED, `router: ${failed.length} of ${recipients.length} copies of ${id} not stored: ${String(cause)}`, { cause });
-    }
-    return seqs;
+/** What the fair queue needs from an envelope, read without validating it (the handler does). */
+function peek(data: Uint8Array): Omit<QueueItem, 'country'> {
+  let value: unknown;
+  try {
+    value = JSON.parse(UTF8.decode(data));
+  } catch {
+    value = undefined;
   }
-
-  async #reject(m: JsMsg, sender: string, decision: Extract<RouteDecision, { ok: false }>, log: Logger): Promise<void> {
-    const event: RejectionEvent = { type: 'rejected', id: decision.id, code: decision.code, problems: decision.problems };
-    try {
-      await this.#opts.audit?.append({ event: 'rejected', messageId: decision.id, from: sender, code: decision.code, problems: decision.problems, envelopeSha256: envelopeDigest(m.data) });
-      this.#opts.nc.publish(subjects.event(sender), JSON.stringify(event));
-      // The event is core NATS; flush so it has reached the server before the submission is dropped.
-      await this.#opts.nc.flush();
-    } catch (err) {
-      log.warn({ err, seq: m.seq }, 'rejection event not sent, will retry');
-      m.nak(this.#retryDelayMs());
-      return;
-    }
-    // No reason argument: nats-server 2.9 matches `+TERM` exactly and ignores `+TERM <reason>`,
-    // which would leave the submission to be redelivered forever.
-    m.term();
-    this.#stats.onRejected(sender, decision.code);
-    log.info({ id: decision.id, code: decision.code, problems: decision.problems }, 'submission rejected');
-  }
-
-  #retryDelayMs(): number {
-    return this.#opts.retryDelayMs ?? 2_000;
-  }
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const id = typeof v['id'] === 'string' && v['id'].length <= 64 ? v['id'] : undefined;
+  return { id, isUrgent: v['priority'] === 'urgent', isDeletion: v['kind'] === 'deletion', isReceipt: v['kind'] === 'receipt' };
 }

@@ -93,6 +93,19 @@ t.test('audit: 100 records from two concurrent writers are gapless and the chain
   t.same(await b.verify(), { ok: true, count: 100 });
 });
 
+t.test('audit: appends made together are chained in call order and each resolves with its own record', async (t) => {
+  const nc = await broker(t);
+  const audit = await AuditLog.open({ nc, log: silent, maxBatch: 16 });
+  const ids = Array.from({ length: 100 }, () => newUlid());
+  // All at once: they go out in batches of 16, each batch back to back on one chained tail.
+  const records = await Promise.all(ids.map((id) => audit.append(routed(id))));
+  t.same(records.map((r) => r.seq), ids.map((_, i) => i + 1), 'seq follows call order');
+  t.same(records.map((r) => r.messageId), ids, 'each caller got its own record');
+  for (let i = 1; i < records.length; i++) if (records[i]?.prev !== records[i - 1]?.hash) t.fail(`record ${i + 1} does not chain on ${i}`);
+  t.same(audit.tail, { seq: 100, hash: records[99]?.hash });
+  t.same(await audit.verify(), { ok: true, count: 100 });
+});
+
 t.test('audit: reopening continues the chain where it ended', async (t) => {
   const nc = await broker(t);
   const first = await AuditLog.open({ nc, log: silent });

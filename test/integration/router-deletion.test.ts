@@ -218,3 +218,34 @@ t.test('router deletion: a sequence holding another message is left alone; one a
   t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 1 }, 'only the copy of this message was erased');
   t.same(await eraseCopies(h.jsm, id, copies, silent), { erased: 0, gone: 2, foreign: 1 }, 'again: idempotent');
 });
+
+t.test('router deletion: deletions submitted right behind their originals, amid other traffic, find them routed', async (t) => {
+  const h = await hub(t);
+  const rounds = 10;
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // Sent without waiting, in this order: SUBMIT holds each deletion right after its original,
+    // and the router takes them in the same window, with other countries' traffic around them.
+    for (let k = 0; k < 5; k++) sends.push(h.submit(message({ from: 'IT', to: ['ES'] })));
+    const original = message({ to: ['DE', 'IT'], priority: 'routine' });
+    sends.push(h.submit(original));
+    sends.push(h.submit(deletion(original, { priority: 'urgent' })));
+  }
+  await Promise.all(sends);
+  await waitFor('everything routed', async () => h.routed.length === rounds * 7 && (await h.submitEmpty()), 20_000);
+  t.same(h.rejected, [], 'no deletion was refused as naming an unknown message');
+  t.same(h.events['FR'], []);
+  t.same(await h.deliverCounts(), { 'ncb.deliver.DE': rounds, 'ncb.deliver.IT': rounds, 'ncb.deliver.ES': rounds * 5 }, "DE and IT hold the deletions only: every original's copies were erased");
+  t.same(await h.audit.verify(), { ok: true, count: rounds * 8 }, 'routed ×7 and deleted per round: the chain holds');
+});
+
+t.test('router: one envelope submitted twice at once is delivered once and recorded routed once', async (t) => {
+  const h = await hub(t);
+  const env = message({ to: ['DE'] });
+  // No Nats-Msg-Id on SUBMIT here, so both reach the router, in the same window.
+  await Promise.all([h.submit(env), h.submit(env)]);
+  await waitFor('both handled', async () => (await h.submitEmpty()) && (await h.jsm.consumers.info(SUBMIT_STREAM, 'router')).num_ack_pending === 0);
+  t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 1 }, 'one copy');
+  t.same((await h.audit.forMessage(env.id)).map((r) => r.event), ['routed'], 'one routed record: the replay found its copy stored');
+  t.equal(h.routed.length, 1);
+});

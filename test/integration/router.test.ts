@@ -8,8 +8,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
 import { DELIVER_STREAM, SUBMIT_STREAM, subjects } from '../../protocol/subjects.js';
-import { ROUTER_CONSUMER, ensureCountryConsumer, ensureStreams, removeCountryConsumer } from '../../hub/broker/streams.js';
-import { Router, decideRoute, type RecipientDirectory, type RejectionEvent } from '../../hub/router/router.js';
+import { ROUTER_CONSUMER, ensureCountryConsumer, ensureRouterConsumer, ensureStreams, removeCountryConsumer } from '../../hub/broker/streams.js';
+import { AuditLog } from '../../hub/audit/audit-log.js';
+import { Router, decideRoute, type RecipientDirectory, type RejectionEvent, type RouterOptions } from '../../hub/router/router.js';
+import type { AuditFields, AuditRecord } from '../../protocol/audit.js';
 import { startNatsServerForTest, type TestLike } from '../helpers/nats-server.js';
 import { readDelivered } from '../helpers/deliver.js';
 
@@ -37,6 +39,7 @@ interface Hub {
   directory: ReturnType<typeof directoryOf>;
   routed: { from: string; to: readonly string[] }[];
   rejected: { from: string | undefined; code: string }[];
+  throttled: string[];
   events: RejectionEvent[];
   newRouter(): Router;
   deliverCounts(): Promise<Record<string, number>>;
@@ -47,6 +50,8 @@ interface HubOptions {
   startRouter?: boolean;
   directory?: ReturnType<typeof directoryOf>;
   logLines?: Record<string, unknown>[];
+  /** More router options (audit, rates, concurrency). */
+  router?: Partial<RouterOptions>;
 }
 
 async function hub(t: TestLike, opts: HubOptions = {}): Promise<Hub & { router: Router }> {
@@ -66,9 +71,14 @@ async function hub(t: TestLike, opts: HubOptions = {}): Promise<Hub & { router: 
   const directory = opts.directory ?? directoryOf(['FR', 'DE', 'IT', 'ES']);
   const lines = opts.logLines;
   const log = lines === undefined ? pino({ level: 'silent' }) : pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  const stats = { onRouted: (from: string, to: readonly string[]) => routed.push({ from, to }), onRejected: (from: string | undefined, code: string) => rejected.push({ from, code }) };
+  const throttled: string[] = [];
+  const stats = {
+    onRouted: (from: string, to: readonly string[]) => routed.push({ from, to }),
+    onRejected: (from: string | undefined, code: string) => rejected.push({ from, code }),
+    onThrottled: (cc: string) => throttled.push(cc),
+  };
   const newRouter = (): Router => {
-    const router = new Router({ nc, directory, log, stats, retryDelayMs: 100 });
+    const router = new Router({ nc, directory, log, stats, retryDelayMs: 100, ...opts.router });
     t.teardown(() => router.stop());
     return router;
   };
@@ -81,6 +91,7 @@ async function hub(t: TestLike, opts: HubOptions = {}): Promise<Hub & { router: 
     directory,
     routed,
     rejected,
+    throttled,
     events,
     router,
     newRouter,
@@ -146,6 +157,16 @@ t.test('streams: country consumers are idempotent; revoke deletes the consumer a
   await t.rejects(h.jsm.consumers.info(DELIVER_STREAM, 'deliver-DE'), /consumer not found/);
   t.same(await h.deliverCounts(), { 'ncb.deliver.ES': 1 }, "other countries' messages stay");
   t.same(await removeCountryConsumer(h.jsm, 'DE'), { consumerDeleted: false, undelivered: 0, purged: 0 }, 'idempotent');
+});
+
+t.test("streams: a router consumer made before the fair router gets its larger max_ack_pending in place", async (t) => {
+  const h = await hub(t, { startRouter: false });
+  t.same(await ensureRouterConsumer(h.jsm), { action: 'created', changed: [] }, 'as an earlier hub made it (server default)');
+  await h.js.publish(subjects.submit('FR'), encodeEnvelope(envelope()));
+  t.same(await ensureRouterConsumer(h.jsm, { maxAckPending: 50_000 }), { action: 'updated', changed: ['max_ack_pending'] });
+  t.equal((await h.jsm.consumers.info(SUBMIT_STREAM, ROUTER_CONSUMER)).config.max_ack_pending, 50_000);
+  await h.router.start();
+  await waitFor('the waiting submission routed', async () => h.routed.length === 1 && (await h.submitEmpty()));
 });
 
 t.test('router: FR→DE is delivered once with Nats-Msg-Id, also to a consumer read (or created) later', async (t) => {
@@ -223,9 +244,11 @@ t.test('router: a resubmission and a crash between copies create no second copy 
   await h.js.publish(subjects.deliver('DE'), bytes, { msgID: `${env.id}.DE` });
   await h.js.publish(subjects.submit('FR'), bytes);
   await waitFor('routed', () => h.routed.length === 1);
-  // The agent resends (no msgID, so SUBMIT takes it and the router routes it again).
+  // The agent resends (no msgID, so SUBMIT takes it): a replay, acked without a second copy and
+  // not counted as routed again (every copy was already stored).
   await h.js.publish(subjects.submit('FR'), bytes);
-  await waitFor('routed again', async () => h.routed.length === 2 && (await h.submitEmpty()));
+  await waitFor('the replay handled', async () => (await h.submitEmpty()) && (await h.jsm.consumers.info(SUBMIT_STREAM, ROUTER_CONSUMER)).num_ack_pending === 0);
+  t.equal(h.routed.length, 1, 'a replay is not routed twice');
   t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 1, 'ncb.deliver.IT': 1 }, 'one copy each');
   // With the envelope id as Nats-Msg-Id (what the agent's outbox sends), SUBMIT drops it already.
   const first = await h.js.publish(subjects.submit('FR'), bytes, { msgID: env.id });
@@ -297,4 +320,91 @@ t.test('router: without a history (no audit log) a deletion is routed like a mes
   t.same(h.routed[1], { from: 'FR', to: ['DE'] }, 'to the countries it names');
   t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 2, 'ncb.deliver.IT': 1 }, 'the stored copies of the original stay');
   t.same(h.events, []);
+});
+
+t.test('router: 200 submissions from four countries are routed concurrently, each with its own audit record; the chain verifies', async (t) => {
+  // Opened on the hub's connection below, before the router starts.
+  const opened: { log?: AuditLog } = {};
+  let active = 0;
+  let maxActive = 0;
+  const records: AuditRecord[] = [];
+  const audit = {
+    append: async (fields: AuditFields): Promise<AuditRecord> => {
+      maxActive = Math.max(maxActive, ++active);
+      try {
+        if (opened.log === undefined) throw new Error('audit log not open');
+        const record = await opened.log.append(fields);
+        records.push(record);
+        return record;
+      } finally {
+        active--;
+      }
+    },
+  };
+  const h = await hub(t, { startRouter: false, router: { audit } });
+  const log = await AuditLog.open({ nc: h.nc, log: pino({ level: 'silent' }) });
+  opened.log = log;
+  await h.router.start();
+  const senders = ['FR', 'DE', 'IT', 'ES'];
+  const sent: Envelope[] = [];
+  for (let i = 0; i < 200; i++) {
+    const from = senders[i % 4] as string;
+    const env = envelope({ from, to: [senders[(i + 1) % 4] as string] });
+    sent.push(env);
+    // Not awaited one by one: they arrive together, as a Red Notice's receipts do.
+    void h.js.publish(subjects.submit(from), encodeEnvelope(env));
+  }
+  await waitFor('all 200 routed and acked', async () => h.routed.length === 200 && (await h.submitEmpty()) && (await h.jsm.consumers.info(SUBMIT_STREAM, ROUTER_CONSUMER)).num_ack_pending === 0, 30_000);
+  t.ok(maxActive > 1, `several submissions were in flight at once (at most ${maxActive} audit appends overlapped)`);
+  t.equal(records.length, 200, 'one record per submission');
+  t.same(new Set(records.map((r) => r.messageId)), new Set(sent.map((e) => e.id)), 'each submission has its routed record');
+  t.ok(records.every((r) => r.event === 'routed' && r.seqs?.length === 1));
+  t.same(await log.verify(), { ok: true, count: 200 }, 'the chain verifies');
+  const counts = await h.deliverCounts();
+  t.same(counts, { 'ncb.deliver.FR': 50, 'ncb.deliver.DE': 50, 'ncb.deliver.IT': 50, 'ncb.deliver.ES': 50 });
+  t.same(h.rejected, []);
+});
+
+t.test("router: a country's backlog of 1000 does not hold up another country's urgent message", async (t) => {
+  const h = await hub(t, { startRouter: false, router: { ratePerCountry: { perSecond: 200, burst: 50 } } });
+  const backlog = Array.from({ length: 1000 }, () => envelope({ to: ['IT'] }));
+  for (let i = 0; i < backlog.length; i += 100) {
+    await Promise.all(backlog.slice(i, i + 100).map((env) => h.js.publish(subjects.submit('FR'), encodeEnvelope(env))));
+  }
+  await h.router.start();
+  // Held-back submissions stay pending on the server: the consumer allows far more than its default 1000.
+  t.equal((await h.jsm.consumers.info(SUBMIT_STREAM, ROUTER_CONSUMER)).config.max_ack_pending, 50_000);
+  await waitFor('the backlog being worked on', () => h.routed.length >= 20);
+  const urgent = envelope({ from: 'DE', to: ['ES'], priority: 'urgent' });
+  const t0 = performance.now();
+  await h.js.publish(subjects.submit('DE'), encodeEnvelope(urgent));
+  await waitFor("DE's urgent message routed", () => h.routed.some((r) => r.from === 'DE'));
+  const waitedMs = performance.now() - t0;
+  const frAtThatTime = h.routed.filter((r) => r.from === 'FR').length;
+  t.ok(waitedMs < 1_000, `DE's message waited ${waitedMs.toFixed(0)} ms, not behind FR's backlog`);
+  t.ok(frAtThatTime < 900, `FR's backlog was still there (${frAtThatTime} of 1000 routed)`);
+  await waitFor("all of FR's backlog routed", async () => h.routed.length === 1001 && (await h.submitEmpty()), 30_000);
+  t.same(await h.deliverCounts(), { 'ncb.deliver.IT': 1000, 'ncb.deliver.ES': 1 }, 'nothing lost, nothing twice');
+  t.ok(h.throttled.length > 0 && h.throttled.every((cc) => cc === 'FR'), 'FR was held back by its rate, DE never');
+});
+
+t.test('router: a country over its rate is held back and counted, never refused; everything arrives', async (t) => {
+  const h = await hub(t, { router: { ratePerCountry: { perSecond: 20, burst: 5 } } });
+  const t0 = performance.now();
+  const flood = Array.from({ length: 45 }, () => envelope({ to: ['DE'] }));
+  await Promise.all(flood.map((env) => h.js.publish(subjects.submit('FR'), encodeEnvelope(env))));
+  await waitFor('the burst routed', () => h.routed.length >= 5);
+  const other = envelope({ from: 'IT', to: ['ES'] });
+  const t1 = performance.now();
+  await h.js.publish(subjects.submit('IT'), encodeEnvelope(other));
+  await waitFor("IT's message routed", () => h.routed.some((r) => r.from === 'IT'));
+  t.ok(performance.now() - t1 < 1_000, "IT is not slowed by FR's rate");
+  await waitFor('all routed', async () => h.routed.length === 46 && (await h.submitEmpty()), 15_000);
+  const tookMs = performance.now() - t0;
+  // 5 at once, then 40 at 20 a second: 2 s at least.
+  t.ok(tookMs >= 1_800, `FR was held to its rate (${tookMs.toFixed(0)} ms for 45)`);
+  t.ok(h.throttled.filter((cc) => cc === 'FR').length >= 30, `held back and counted (${h.throttled.length} times)`);
+  t.notOk(h.throttled.includes('IT'));
+  t.same(h.events, [], 'no rejection: held back, not refused');
+  t.same(await h.deliverCounts(), { 'ncb.deliver.DE': 45, 'ncb.deliver.ES': 1 });
 });
