@@ -1,7 +1,8 @@
 /**
  * Every scenario of the fault suite, in the order they run. Attacks share one hub daemon (started
- * on first use), fuzz targets their own in-process components. Fault injection (kill -9,
- * partitions, full disks) will add rows of kind `fault` here, counting delivered and lost.
+ * on first use), fuzz targets their own in-process components, and fault injection (kill -9,
+ * links down, full disk, damaged files, reload storm) shares one network in namespaces under a
+ * steady load, each row counting messages accepted, delivered, lost and duplicated.
  */
 import { attackAdminApi } from './attacks/admin.js';
 import { attackBrokerConnections, attackBrokerSubjects } from './attacks/broker.js';
@@ -10,6 +11,11 @@ import { attackTokenBruteForce, attackTokens } from './attacks/tokens.js';
 import { fuzzEnvelope } from './fuzz/envelope.js';
 import { fuzzHubApi } from './fuzz/hub-api.js';
 import { fuzzLocalApi } from './fuzz/local-api.js';
+import { floodOneCountry } from './faults/flood.js';
+import { killHub, killNatsServer, killRecipient, killSender } from './faults/kills.js';
+import { hubUnreachable, partitionOne } from './faults/links.js';
+import { reloadStorm } from './faults/reload-storm.js';
+import { damagedFiles, diskFull } from './faults/storage.js';
 import type { FaultContext } from './lib/context.js';
 import { crashedRow, finishRow, type Row, type RowInput, type RowKind } from './lib/report.js';
 
@@ -19,6 +25,8 @@ export interface Scenario {
   kind: RowKind;
   /** Shown in progress lines, and as the row of a scenario that crashed. */
   title: string;
+  /** Fault scenarios only: part of the quick set `make test` runs (faults/faults.test.ts). */
+  quick?: boolean;
   run(ctx: FaultContext): Promise<RowInput[]>;
 }
 
@@ -33,6 +41,17 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'fuzz-envelope', kind: 'fuzz', title: 'fuzz: envelope validator', run: (ctx) => fuzzEnvelope(ctx, ctx.sizes.fuzzCases) },
   { id: 'fuzz-local-api', kind: 'fuzz', title: 'fuzz: agent local API', run: (ctx) => fuzzLocalApi(ctx, ctx.sizes.fuzzCases) },
   { id: 'fuzz-hub-api', kind: 'fuzz', title: 'fuzz: hub enrollment API', run: (ctx) => fuzzHubApi(ctx, ctx.sizes.fuzzCases) },
+  { id: 'kill-nats-server', kind: 'fault', quick: true, title: 'kill -9 of nats-server under load', run: killNatsServer },
+  { id: 'partition', kind: 'fault', title: 'one country partitioned, the others measured', run: partitionOne },
+  { id: 'hub-unreachable', kind: 'fault', title: 'hub unreachable (link down), then back', run: hubUnreachable },
+  { id: 'kill-sender', kind: 'fault', title: 'kill -9 of a sending agent', run: killSender },
+  { id: 'kill-recipient', kind: 'fault', quick: true, title: 'kill -9 of a receiving agent, repeatedly', run: killRecipient },
+  { id: 'reload-storm', kind: 'fault', title: 'registry changes in a row under load', run: reloadStorm },
+  { id: 'disk-full', kind: 'fault', quick: true, title: "an agent's state disk full, then space back", run: diskFull },
+  { id: 'damaged-files', kind: 'fault', title: 'agents restarted on damaged outbox, inbox and status files', run: damagedFiles },
+  { id: 'flood', kind: 'fault', title: 'one country floods at 10x its rate; the others keep their latency', run: floodOneCountry },
+  // Last: when the hub cannot come back, every scenario after it would fail for that one reason.
+  { id: 'kill-hub', kind: 'fault', title: 'kill -9 of the hub daemon', run: killHub },
 ];
 
 /** The scenarios `FAULTS_ONLY` (comma-separated ids) selects; all when unset. Throws on an unknown id. */

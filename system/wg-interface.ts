@@ -3,6 +3,7 @@
 // /var/run/wireguard/IFNAME.sock, shared by every network namespace: names must be unique per host.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execFailure, netnsArgv, tryRun } from './exec.js';
@@ -12,6 +13,8 @@ import { assertIfname, deleteLink, linkExists } from './ip.js';
 const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 const POLL_MS = 20;
 const MAX_OUTPUT_CHARS = 8_000;
+/** How long a wireguard-go orphan gets to exit once its tun is deleted. */
+const LEFTOVER_EXIT_MS = 2_000;
 
 /** How to create the interface. */
 export interface WgInterfaceOptions {
@@ -150,4 +153,41 @@ export async function createWgInterface(name: string, opts: WgInterfaceOptions =
     if (kernel) return kernel;
   }
   return startUserspace(name, opts);
+}
+
+/** Whether something accepts connections on the unix socket `path` (a live wireguard-go). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path });
+    const done = (answered: boolean) => {
+      socket.destroy();
+      resolve(answered);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Removes what a process killed with SIGKILL (or the OOM killer) left of interface `name`: the
+ * link (kernel, or a wireguard-go orphan still holding the tun) and a dead wireguard-go control
+ * socket. Without it, creating the interface again fails with "File exists" and a daemon under
+ * systemd restarts in a loop until someone deletes the interface by hand. The name is the caller's
+ * own. Resolves true when a link was removed (the caller logs it).
+ */
+export async function removeLeftoverInterface(name: string, opts: Pick<WgInterfaceOptions, 'netns' | 'socketDir'> = {}): Promise<boolean> {
+  const { netns } = opts;
+  const socket = join(opts.socketDir ?? DEFAULT_SOCKET_DIR, `${name}.sock`);
+  const removed = await linkExists(name, { netns });
+  if (removed) {
+    await deleteLink(name, { netns });
+    // A wireguard-go orphan exits once its tun is gone; give it a bounded time to do so.
+    const deadline = Date.now() + LEFTOVER_EXIT_MS;
+    while (Date.now() < deadline && (await socketAnswers(socket))) await delay(POLL_MS);
+  }
+  // Nothing listening: a dead process's socket. One that answers belongs to a live interface of
+  // this name (another namespace shares the directory); wireguard-go then refuses to start.
+  if ((await access(socket).then(() => true, () => false)) && !(await socketAnswers(socket))) await rm(socket, { force: true });
+  return removed;
 }

@@ -5,6 +5,8 @@
  */
 import type { DaemonOwner } from '../../test/helpers/daemon-process.js';
 import { startHubServices } from '../../test/helpers/hub-inprocess.js';
+import { startFaultNetwork, type FaultNetwork } from './fault-network.js';
+import { QUICK_FAULT_SIZES, type FaultLoadSizes } from './fault-run.js';
 import { startAttackNetwork, type AttackNetwork } from './network.js';
 
 /** How big each scenario runs. */
@@ -13,6 +15,8 @@ export interface FaultSizes {
   fuzzCases: number;
   /** Random well-formed tokens tried in a row against `POST /v1/enroll`. */
   bruteForceTokens: number;
+  /** Fault injection: load, outage lengths, repetitions (quick sizes when absent). */
+  faults?: FaultLoadSizes;
 }
 
 export type HubServices = Awaited<ReturnType<typeof startHubServices>>;
@@ -25,17 +29,24 @@ export interface FaultContext {
   network(): Promise<AttackNetwork>;
   /** The hub's services in this process on a plain nats-server (fuzzing its API with `inject`). */
   hubServices(): Promise<HubServices>;
+  /** The hub and FR, DE, IT, ES in network namespaces with real tunnels (fault injection). */
+  faultNetwork(): Promise<FaultNetwork>;
+  /** `sizes.faults`, or the quick sizes. */
+  faultSizes: FaultLoadSizes;
 }
 
 /** A context whose environments start lazily and are stopped by `owner`'s teardown. */
 export function makeContext(owner: DaemonOwner, sizes: FaultSizes, progress: (text: string) => void = () => undefined): FaultContext {
   let network: Promise<AttackNetwork> | undefined;
   let services: Promise<HubServices> | undefined;
+  let faultNet: Promise<FaultNetwork> | undefined;
   return {
     owner,
     sizes,
     progress,
     network: () => (network ??= startAttackNetwork(owner, progress)),
     hubServices: () => (services ??= startHubServices(owner)),
+    faultNetwork: () => (faultNet ??= startFaultNetwork(owner, progress)),
+    faultSizes: sizes.faults ?? QUICK_FAULT_SIZES,
   };
 }

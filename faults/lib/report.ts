@@ -6,8 +6,9 @@
  *   way they must be (the right error or code); `leaked` counts those that got through.
  * - fuzz: `attempts` is the number of generated cases; `refused` counts coded rejections and
  *   `accepted` the valid inputs handled normally; `leaked` counts crashes, 5xx and uncoded answers.
- * - fault: `attempts` messages sent through a fault; `refused` is read as delivered, `leaked` as
- *   lost.
+ * - fault: `attempts` messages accepted by the agents through a fault; `refused` is read as
+ *   delivered (to every recipient), `leaked` as lost; `failures` holds the scenario's own checks
+ *   that failed (e.g. an agent that refused while the hub was away), which fail the row too.
  */
 import { formatTable } from '../../protocol/text-table.js';
 
@@ -48,13 +49,15 @@ export interface Row extends Required<Omit<RowInput, 'crashed' | 'missing'>> {
 }
 
 /**
- * The verdict: FAIL when anything leaked, was lost or duplicated, the scenario crashed, or some
- * attempt had no explained outcome (refused + accepted short of attempts); MISSING when only a
- * protection is missing; pass otherwise.
+ * The verdict: FAIL when anything leaked, was lost or duplicated, the scenario crashed, some
+ * attempt had no explained outcome (refused + accepted short of attempts), or a fault row has a
+ * failed check; MISSING when only a protection is missing; pass otherwise.
  */
 export function verdictOf(r: RowInput): Verdict {
   const explained = r.refused + (r.accepted ?? 0) + r.leaked;
   if (r.crashed !== undefined || r.leaked > 0 || (r.duplicated ?? 0) > 0 || explained !== r.attempts) return 'FAIL';
+  // Attack and fuzz rows count every failure in `leaked`; a fault row's checks go beyond delivery.
+  if (r.kind === 'fault' && Object.keys(r.failures ?? {}).length > 0) return 'FAIL';
   if (r.missing !== undefined) return 'MISSING';
   return 'pass';
 }

@@ -7,7 +7,7 @@ import { readSecretFile, writeSecretFile } from '../../pki/files.js';
 import { SystemError, WG_BAD_CONFIG, WG_BAD_PEER, WG_TUNNEL_STATE } from '../../system/errors.js';
 import { formatIpv4Network, ipv4InNetwork, parseIpv4Cidr, type Ipv4Network } from '../../system/cidr.js';
 import { addAddress, setUp } from '../../system/ip.js';
-import { createWgInterface, type WgInterface } from '../../system/wg-interface.js';
+import { createWgInterface, removeLeftoverInterface, type WgInterface } from '../../system/wg-interface.js';
 import {
   assertWgKey, diffPeers, genKey, isWgKey, removePeer, setInterface, setPeer, show,
   type WgPeerSpec, type WgPeerState,
@@ -109,6 +109,9 @@ export class HubTunnel {
     if (this.#iface) throw new SystemError(WG_TUNNEL_STATE, 'HubTunnel already started');
     const { ifname, netns } = this.#opts;
     await this.#ensureKey();
+    // A hub killed with SIGKILL (or OOM) leaves its interface behind; creating it again would
+    // fail with "File exists" and the hub could not restart (found by the fault suite's kill-hub).
+    if (await removeLeftoverInterface(ifname, { netns })) this.#log.warn({ ifname }, 'removed a WireGuard interface left by an earlier run');
     const iface = await createWgInterface(ifname, { netns, implementation: this.#opts.implementation, startTimeoutMs: this.#opts.startTimeoutMs });
     try {
       await setInterface(ifname, { privateKeyPath: this.#opts.privateKeyPath, listenPort: this.#opts.listenPort }, { netns });

@@ -1,10 +1,7 @@
 // The agent's WireGuard tunnel: one interface, one peer (the hub, AllowedIPs = the hub's /32 only,
 // PersistentKeepalive so the NCB's NAT keeps the mapping open), a /32 overlay address and a route
 // to the hub (ARCHITECTURE, Network). Countries never get a route to each other from here.
-import { access, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { readSecretFile } from '../../pki/files.js';
 import { ValidationError } from '../../protocol/errors.js';
@@ -12,8 +9,8 @@ import { describeValue } from '../../protocol/validate.js';
 import { assertNetnsName } from '../../system/exec.js';
 import { ipv4ToInt, parseIpv4Cidr } from '../../system/cidr.js';
 import { SystemError, WG_BAD_CONFIG, WG_TUNNEL_STATE } from '../../system/errors.js';
-import { addAddress, addRoute, deleteLink, isIfname, linkExists, setUp } from '../../system/ip.js';
-import { createWgInterface, type WgInterface } from '../../system/wg-interface.js';
+import { addAddress, addRoute, isIfname, setUp } from '../../system/ip.js';
+import { createWgInterface, removeLeftoverInterface, type WgInterface } from '../../system/wg-interface.js';
 import { assertWgKey, isWgKey, removePeer, setInterface, setPeer, show } from '../../system/wg.js';
 
 /** The hub as the agent's bundle describes it. */
@@ -65,8 +62,6 @@ export interface AgentTunnelState {
 export type HubChange = 'publicKey' | 'endpoint' | 'overlayAddress';
 
 const DEFAULT_KEEPALIVE_SECONDS = 25;
-const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
-const LEFTOVER_EXIT_MS = 2_000;
 const ENDPOINT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
 
 function isPort(n: unknown): n is number {
@@ -124,20 +119,6 @@ export function agentTunnelProblems(opts: AgentTunnelOptions): string[] {
   return problems;
 }
 
-/** Whether something accepts connections on the unix socket `path` (a live wireguard-go). */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ path });
-    const done = (answered: boolean) => {
-      socket.destroy();
-      resolve(answered);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
 /**
  * The agent's WireGuard tunnel to the hub. `start()` creates and configures the interface,
  * `updateHub()` follows a new bundle, `state()` reads it back, `stop()` removes it.
@@ -189,20 +170,10 @@ export class AgentTunnel {
   // An agent killed with SIGKILL leaves its interface (kernel, or a wireguard-go orphan still
   // holding the tun) and possibly a dead socket; creating the interface again would fail on both.
   async #removeLeftover(): Promise<void> {
-    const { ifname, netns } = this.#opts;
-    const socket = join(this.#opts.socketDir ?? DEFAULT_SOCKET_DIR, `${ifname}.sock`);
-    if (await linkExists(ifname, { netns })) {
-      this.#log.warn('removing an interface left by an earlier run');
-      await deleteLink(ifname, { netns });
-      // A wireguard-go orphan exits once its tun is gone; give it a bounded time to do so.
-      const deadline = Date.now() + LEFTOVER_EXIT_MS;
-      while (Date.now() < deadline && (await socketAnswers(socket))) await delay(20);
-    }
-    // Nothing listening: a dead process's socket. One that answers belongs to a live interface
-    // of this name (another namespace shares the directory); wireguard-go then refuses to start.
-    if (!(await access(socket).then(() => true, () => false))) return;
-    if (!(await socketAnswers(socket))) await rm(socket, { force: true });
+    const { ifname, netns, socketDir } = this.#opts;
+    if (await removeLeftoverInterface(ifname, { netns, socketDir })) this.#log.warn('removed an interface left by an earlier run');
   }
+
 
   #peerSpec(hub: AgentHubPeer) {
     return {

@@ -4,9 +4,13 @@
  * running `ncbnet-agent`, each enrolled the documented way (operator CLI on the hub, agent CLI at the
  * NCB). The test process reaches each daemon over a veth link from the root namespace (only the two
  * link addresses are on it), never through anything else. Shared by the e2e tests that need real
- * tunnels: test/e2e/agent.test.ts and test/e2e/prometheus.test.ts.
+ * tunnels (test/e2e/agent.test.ts, test/e2e/prometheus.test.ts) and the fault suite
+ * (faults/lib/fault-network.ts: links down and up by `underlay`/`bridge`, a tmpfs state disk).
  */
+import { mkdtemp, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run } from '../../system/exec.js';
 import type { Endpoints } from '../../hub/runtime.js';
 import { initHubState } from '../../hub/state-init.js';
 import { readToken } from '../../node-agent/local-api/tokens.js';
@@ -30,6 +34,11 @@ export interface NetnsNetworkOptions {
   linkHub?: boolean;
   /** Reports each enrollment step as an assertion (the agent e2e does; others only need the network). */
   check?: (ok: boolean, message: string) => void;
+  /**
+   * Countries whose state directory is a tmpfs of this many MiB (mounted in the root namespace
+   * before enrolling, so the agent inside its namespace sees it), for filling its disk on purpose.
+   */
+  tmpfsStateMiB?: Record<string, number>;
 }
 
 export interface NetnsNetwork {
@@ -44,6 +53,10 @@ export interface NetnsNetwork {
   nsOf: Record<string, string>;
   /** Where the test reaches each country's namespace from the root one. */
   linkAddress: Record<string, string>;
+  /** Each country's end of its underlay link to the hub's bridge (in its namespace): down = that country cut off. */
+  underlay: Record<string, string>;
+  /** The hub's bridge (in the hub namespace): down = the hub unreachable for every country. */
+  bridge: string;
   states: Record<string, string>;
   agents: Record<string, DaemonProcess<AgentEndpoints>>;
   tokens: Record<string, string>;
@@ -64,10 +77,12 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
   await lab.exec(hubNs, ['ip', 'link', 'set', bridge, 'up']);
   const nsOf: Record<string, string> = {};
   const linkAddress: Record<string, string> = {};
+  const underlay: Record<string, string> = {};
   for (const [i, cc] of opts.countries.entries()) {
     const cns = await lab.ns(cc.toLowerCase());
     nsOf[cc] = cns;
-    const { a } = await lab.veth({ ns: hubNs, address: `10.200.9.${i * 4 + 1}/30` }, { ns: cns, address: `10.200.0.${10 + i}/24` });
+    const { a, b } = await lab.veth({ ns: hubNs, address: `10.200.9.${i * 4 + 1}/30` }, { ns: cns, address: `10.200.0.${10 + i}/24` });
+    underlay[cc] = b;
     await lab.exec(hubNs, ['ip', 'address', 'flush', 'dev', a]);
     await lab.exec(hubNs, ['ip', 'link', 'set', a, 'master', bridge]);
     linkAddress[cc] = `10.202.${octet}.${i * 4 + 2}`;
@@ -80,7 +95,9 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
   }
 
   const hubState = await tempDir(t, 'ncbnet-netns-hub-');
-  await initHubState({ state: hubState, hubName: 'hub-1', sans: [HUB_UNDERLAY, '10.77.0.1', '127.0.0.1', 'localhost'], operator: 'admin' });
+  // With `linkHub` the test calls the hub's API at the link address: its certificate names it too.
+  const sans = [HUB_UNDERLAY, '10.77.0.1', '127.0.0.1', 'localhost', ...(hubLinkAddress === undefined ? [] : [hubLinkAddress])];
+  await initHubState({ state: hubState, hubName: 'hub-1', sans, operator: 'admin' });
   const hubConfig = {
     api: { host: '0.0.0.0', port: 8443 },
     broker: { port: 4222, monitorPort: 8222 },
@@ -98,7 +115,8 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
     const tok = await hubCli('token', 'create', cc, '--ttl', '10m');
     if (tok.code !== 0) throw new Error(`token create ${cc} failed (${tok.code}): ${tok.stderr}`);
     const token = (JSON.parse(tok.stdout) as { token: string }).token;
-    const state = await tempDir(t, `ncbnet-netns-${cc.toLowerCase()}-`);
+    const tmpfsMiB = opts.tmpfsStateMiB?.[cc];
+    const state = tmpfsMiB === undefined ? await tempDir(t, `ncbnet-netns-${cc.toLowerCase()}-`) : await tmpfsDir(t, `ncbnet-netns-${cc.toLowerCase()}-tmpfs-`, tmpfsMiB);
     states[cc] = state;
     const r = await runCliIn(nsOf[cc], 'ncbnet-agent', ['enroll', '--hub', `https://${HUB_UNDERLAY}:8443`, '--token', token, '--state', state, '--country', cc, '--json']);
     opts.check?.(r.code === 0, `${cc} enrolled by CLI`);
@@ -120,6 +138,8 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
     hubLinkAddress,
     nsOf,
     linkAddress,
+    underlay,
+    bridge,
     states,
     agents: {},
     tokens: {},
@@ -140,4 +160,20 @@ export async function startNetnsNetwork(t: DaemonOwner, opts: NetnsNetworkOption
     await waitFor(`${cc} ready`, async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000, 250);
   }
   return network;
+}
+
+/**
+ * A fresh directory with a tmpfs of `mib` MiB mounted on it (mode 0700), unmounted (lazily, should
+ * a process still hold it) and removed when `t` ends. Not under {@link tempDir}: its recursive
+ * removal would fail on the mount point.
+ */
+async function tmpfsDir(t: DaemonOwner, prefix: string, mib: number): Promise<string> {
+  if (!Number.isInteger(mib) || mib < 1) throw new Error(`tmpfsStateMiB: a whole number of MiB (got ${mib})`);
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await run('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', dir]);
+  t.teardown(async () => {
+    await run('umount', ['-l', dir]).catch(() => undefined);
+    await rmdir(dir).catch(() => undefined);
+  });
+  return dir;
 }

@@ -130,8 +130,22 @@ t.test('wireguard hub: countries reach the hub, never each other; removal and st
   t.ok(await canConnectTcp(lab, aNs, HUB_IP, NATS_PORT), 'A still can');
   t.notOk(await tunnel.removePeer(b.publicKey), 'removing B again reports it absent');
 
-  await firewall.stop();
+  // A hub killed with SIGKILL leaves its interface and wireguard-go behind; the next start repairs
+  // it instead of failing with "File exists" (found by the fault suite's kill -9 of the hub).
   await tunnel.stop();
+  const orphan = await createWgInterface(hubIf, { netns: hubNs });
+  const tunnel2 = new HubTunnel({ ifname: hubIf, listenPort: WG_PORT, privateKeyPath: keyPath, address: `${HUB_IP}/16`, netns: hubNs }, log);
+  t.teardown(() => tunnel2.stop());
+  await tunnel2.start();
+  t.ok(await pollUntil(() => !orphan.isAlive(), { timeoutMs: 5_000, intervalMs: 20 }), 'the leftover wireguard-go exited with its interface');
+  t.equal(tunnel2.publicKey, tunnel.publicKey, 'the restarted hub kept its key');
+  await tunnel2.syncPeers([{ publicKey: a.publicKey, allowedIp: '10.77.0.2' }]);
+  // A's session keys died with the old wireguard-go: A starts a new handshake once its data has
+  // gone unanswered for Keepalive-Timeout + Rekey-Timeout (15 s, WireGuard paper §6.5).
+  t.ok(await pollUntil(() => canConnectTcp(lab, aNs, HUB_IP, NATS_PORT), { timeoutMs: 30_000, intervalMs: 250 }), 'A reaches the restarted hub');
+
+  await firewall.stop();
+  await tunnel2.stop();
   t.equal(firewall.hash, undefined);
   t.notOk(await linkExists(hubIf, { netns: hubNs }), 'hub interface removed');
   const tables = (await lab.exec(hubNs, ['nft', 'list', 'tables'])).stdout;
