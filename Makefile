@@ -15,7 +15,7 @@ help:
 	@echo "make demo-pki  the CA alone: offline enrollment, openssl checks, CRL and OCSP (no root)"
 	@echo "make test    type check, lint and run every test (installs what is missing)"
 	@echo "make bench   run the benchmarks (bench/), printing tables with their baselines"
-	@echo "make faults  attack and fuzz the real hub and agent (faults/): a table of refused and leaked; FAULTS_QUICK=1 for a short run"
+	@echo "make faults  attack, fuzz and inject faults into the real hub and agents (faults/, root): refused/leaked, delivered/lost/duplicated; FAULTS_QUICK=1 for a short run"
 	@echo "make deps    install missing Debian packages and node modules"
 	@echo "make build   compile TypeScript to dist/ (the installed bins run from there)"
 
@@ -69,12 +69,17 @@ bench: deps
 	$(BIN)/tsx bench/metrics-scrape.ts
 	$(BIN)/tsx bench/relay.ts
 	$(BIN)/tsx bench/scale.ts
+	$(BIN)/tsx bench/query.ts
 	$(BIN)/tsx bench/summary.ts
 
 # The fault suite (faults/run.ts): attacks on the broker, tokens, envelopes and admin API of a real
-# hub daemon, and 10 000-case fuzzing of the envelope validator, the agent's local API and the
-# enrollment API; prints a table, writes faults/results/latest.{json,md}, exits 1 when a row fails.
-# FAULTS_QUICK=1 for a short run (its checks also run in `make test`, from faults/*.test.ts).
+# hub daemon; 10 000-case fuzzing of the envelope validator, the agent's local API and the
+# enrollment API; and fault injection under a steady load between four countries in network
+# namespaces (kill -9 of nats-server, hub and agents, hub unreachable, one country partitioned,
+# a full disk, a reload storm, damaged files), each checked message by message for exactly-once
+# delivery. Prints a table, writes faults/results/latest.{json,md}, exits 1 when a row fails.
+# Needs root (namespaces, tmpfs). FAULTS_QUICK=1 for a short run; FAULTS_ONLY=id,id for some rows
+# (ids in faults/scenarios.ts). Their checks also run in `make test`, from faults/*.test.ts.
 faults: deps
 	$(BIN)/tsx faults/run.ts
 

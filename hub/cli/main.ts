@@ -5,6 +5,7 @@ import { VERSION } from '../../protocol/version.js';
 import { reportError } from './action.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCountryCommands, registerTokenCommands } from './country.js';
+import { registerDbCommands } from './db.js';
 import { registerHubCommands } from './hub-init.js';
 import { registerPkiCommands } from './pki.js';
 import { registerStatusCommand } from './status.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerAuditCommands(program);
   registerStatusCommand(program);
+  registerDbCommands(program);
   return program;
 }
 
