@@ -11,6 +11,7 @@ import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js'
 import { subjectDn } from '../protocol/identity.js';
 import { verifyEnvelopeSignature } from '../protocol/signature.js';
 import { renderBrokerConfig } from './broker/config-render.js';
+import { b2bGrants } from '../protocol/b2b.js';
 import { pinnedCertHash } from './broker/pins.js';
 import { ensureCountryConsumer, ensureStreams } from './broker/streams.js';
 import { BrokerSupervisor } from './broker/supervisor.js';
@@ -24,6 +25,7 @@ import { readSnapshot, type RegistryChange } from './registry/registry.js';
 import { hubAddress } from './registry/overlay.js';
 import type { CountryRecord } from './registry/record.js';
 import { Router } from './router/router.js';
+import { startDatabaseServices, type DbService } from './db/service.js';
 import { UrgentWatch } from './router/urgent-watch.js';
 import { endpointsPath, type Endpoints } from './runtime.js';
 import { openHubServices, snapshotPath, type HubServices } from './services.js';
@@ -63,6 +65,7 @@ export class HubDaemon {
   #jsm: JetStreamManager | undefined;
   #services: HubServices | undefined;
   #router: Router | undefined;
+  #db: DbService | undefined;
   #urgentWatch: UrgentWatch | undefined;
   #tunnel: HubTunnel | undefined;
   #firewall: HubFirewall | undefined;
@@ -173,6 +176,8 @@ export class HubDaemon {
           countries: this.#countries.filter((c) => c.status === 'active').map((c) => c.code),
           maxPayloadBytes: config.broker.maxPayloadBytes,
           pinnedCerts: this.#pins(hubPin),
+          // B2B national databases (issue 8): who may ask which owner's database.
+          b2b: b2bGrants(this.#countries, this.#countries.filter((c) => c.status === 'active').map((c) => c.code)),
         }),
     });
     this.#broker.on('restart', () => this.#metrics.brokerRestarted());
@@ -241,12 +246,16 @@ export class HubDaemon {
       history: this.#services.audit,
       urgent: this.#urgentWatch,
       stats: this.#metrics.routerStats,
+      maxInFlight: config.router.maxInFlight,
+      ratePerCountry: config.router.ratePerCountry,
       // TLS does not read our CRL; the ledger does: a revoked sender's envelopes are refused here.
       verify: async (envelope) => {
         await verifyEnvelopeSignature(envelope, { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) });
       },
     });
     await this.#router.start();
+    // Database services (issue 8): the same trust and revocation check as the router's.
+    this.#db = await startDatabaseServices({ nc: this.#nc, log: this.#log, register: this.#metrics.register, audit: this.#services.audit, trust: { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) } });
     const broker = this.#broker;
     const tunnel = this.#tunnel;
     this.#obs.start({
@@ -282,6 +291,7 @@ export class HubDaemon {
       ['api', () => this.#services?.api.close()],
       ['metrics and probes', () => this.#obs.stop()],
       ['router', () => this.#router?.stop()],
+      ['database services', () => this.#db?.stop()],
       ['urgent watch', () => {
         this.#urgentWatch?.stop();
         return undefined;
@@ -365,7 +375,8 @@ export class HubDaemon {
       before.certSerial !== after.certSerial ||
       before.certPin !== after.certPin ||
       before.wgPublicKey !== after.wgPublicKey ||
-      before.overlayAddress !== after.overlayAddress;
+      before.overlayAddress !== after.overlayAddress ||
+      JSON.stringify(before.b2b) !== JSON.stringify(after.b2b);
     if (!relevant) return;
     this.#countries = this.#services?.registry.list() ?? this.#countries;
     // Broker users, pins and tunnel peers are made of active countries only: a country added as

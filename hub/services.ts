@@ -68,6 +68,7 @@ export async function openHubServices(o: HubServicesOptions): Promise<HubService
     enrollment,
     admin,
     audit,
+    auditLog: audit,
     registry,
     readiness: o.readiness,
     status: o.status,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { B2bPolicySchema, MAX_B2B_DATABASES } from '../protocol/b2b.js';
 import { ValidationError } from '../protocol/errors.js';
 import { schemaProblems } from '../protocol/validate.js';
 import { AGENT_CONFIG_INVALID, AGENT_CONFIG_UNREADABLE, AgentError } from './errors.js';
@@ -43,6 +44,36 @@ export const AgentConfigSchema = Type.Object(
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
     /** Renew when this fraction of the certificate's lifetime has passed (ARCHITECTURE: 2/3). */
     renewAtFraction: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 0.95 })),
+    /**
+     * B2B national databases this country publishes (issue 8): each with its sharing policy and,
+     * for now, a JSON-lines file of records looked up by `keyField`.
+     */
+    b2b: Type.Optional(
+      Type.Object(
+        {
+          databases: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  policy: B2bPolicySchema,
+                  source: Type.Object(
+                    {
+                      jsonl: Type.String({ minLength: 1, description: 'path of a JSON-lines file, one record (object) a line' }),
+                      keyField: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$', description: 'the field requests look up (normalized like the key)' }),
+                    },
+                    { additionalProperties: false },
+                  ),
+                },
+                { additionalProperties: false },
+              ),
+              { maxItems: MAX_B2B_DATABASES },
+            ),
+          ),
+          requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, description: 'wait for an owner\'s answer (default 5000)' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     log: Type.Optional(
       Type.Object(
         { level: Type.Optional(Type.Union([Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')])) },
@@ -62,7 +93,11 @@ export interface AgentConfig {
   readonly heartbeatIntervalMs: number;
   readonly renewAtFraction: number;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  readonly b2b: { readonly databases: readonly B2bDatabaseConfig[]; readonly requestTimeoutMs: number };
 }
+
+/** One database of `b2b.databases` (see `node-agent/b2b/owner.ts`). */
+export type B2bDatabaseConfig = NonNullable<NonNullable<AgentConfigInput['b2b']>['databases']>[number];
 
 /** Validates a parsed agent.json and fills in defaults; AGENT_CONFIG_INVALID lists every problem. */
 export function parseAgentConfig(value: unknown, source = 'agent configuration'): AgentConfig {
@@ -76,6 +111,7 @@ export function parseAgentConfig(value: unknown, source = 'agent configuration')
     heartbeatIntervalMs: c.heartbeatIntervalMs ?? 10_000,
     renewAtFraction: c.renewAtFraction ?? 2 / 3,
     log: Object.freeze({ level: c.log?.level ?? 'info' }),
+    b2b: Object.freeze({ databases: Object.freeze(c.b2b?.databases ?? []), requestTimeoutMs: c.b2b?.requestTimeoutMs ?? 5_000 }),
   });
 }
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Bundle } from '../protocol/bundle.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
+import { newUlid, type Envelope } from '../protocol/envelope.js';
 import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
 import { subjects } from '../protocol/subjects.js';
 import { VERSION } from '../protocol/version.js';
@@ -19,8 +20,14 @@ import { AgentFirewall } from './firewall/agent-firewall.js';
 import { HeartbeatTimer } from './heartbeat.js';
 import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { buildLocalApi } from './local-api/server.js';
-import { createTokensFile, loadTokens } from './local-api/tokens.js';
+import { LocalAccess } from './local-api/auth.js';
+import { createTokensFile } from './local-api/tokens.js';
+import { localApiUsersPath } from './local-api/users.js';
 import { Relay } from './relay/relay.js';
+import { QueryClient } from './query/query-client.js';
+import { B2bClient } from './b2b/client.js';
+import { B2bOwner } from './b2b/owner.js';
+import { enquiryEnvelope } from './b2b/enquiry-journal.js';
 import { EnvelopeSigner, makeEnvelopeVerifier, pemCertificates } from './signing.js';
 import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
 import { agentPaths, readBundle } from './state.js';
@@ -70,6 +77,7 @@ export class AgentDaemon {
   #metrics: AgentMetrics | undefined;
   #metricsServer: MetricsServer | undefined;
   #nc: NatsConnection | undefined;
+  #b2b: B2bOwner | undefined;
   #heartbeat: HeartbeatTimer | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   #isStopping = false;
@@ -168,13 +176,42 @@ export class AgentDaemon {
     });
     const tokensFile = config.localApi.tokensFile ?? paths.tokens;
     if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
+    // B2B national databases (issue 8): this country's own (policies, sources, enquiry notices).
+    const sign = (envelope: Envelope): Promise<Envelope> => (this.#signer as EnvelopeSigner).sign(envelope);
+    const verify = makeEnvelopeVerifier(bundle.caCertificate, bundle.chain);
+    this.#b2b = await B2bOwner.open({
+      country: bundle.country,
+      stateDir,
+      databases: config.b2b.databases,
+      verify,
+      sign,
+      hub: async () => {
+        const current = this.#bundle as Bundle;
+        const [cert, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.countryKey, 'utf8')]);
+        return { apiUrl: current.hub.apiUrl, tls: { ca: current.caCertificate, cert: cert + current.chain, key } };
+      },
+      log,
+    });
+    // Each enquiry to a database whose policy asks for it also becomes a message in our own inbox.
+    const relay = this.#relay;
+    this.#b2b.journal.onNotice((notice) => {
+      void sign(enquiryEnvelope(bundle.country, notice, newUlid()))
+        .then((envelope) => relay.putLocal(envelope))
+        .catch((err: unknown) => log.error({ err, db: notice.db, from: notice.from }, 'B2B enquiry notice not put in the inbox (kept in the enquiry journal)'));
+    });
     this.#api = await buildLocalApi({
       relay: this.#relay,
-      tokens: await loadTokens(tokensFile),
+      // The tokens file (every entry ncb-admin) and the users with roles, re-read when it changes.
+      tokens: await LocalAccess.load({ tokensFile, usersFile: localApiUsersPath(stateDir), log: log.child({ component: 'local-api-access' }) }),
       log: log.child({ component: 'local-api' }),
       bodyLimitBytes: config.localApi.bodyLimitBytes,
       country: bundle.country,
       readiness: () => this.#readiness(),
+      query: new QueryClient({ country: bundle.country, sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope), connection: () => this.#nc, isConnected: () => this.#relay?.isConnected() ?? false }),
+      b2b: {
+        client: new B2bClient({ country: bundle.country, sign, verify, connection: () => this.#nc, isConnected: () => this.#relay?.isConnected() ?? false, timeoutMs: config.b2b.requestTimeoutMs }),
+        enquiries: this.#b2b.journal,
+      },
     });
     await this.#api.listen({ host: config.localApi.host, port: config.localApi.port });
     const port = (this.#api.server.address() as AddressInfo).port;
@@ -249,6 +286,8 @@ export class AgentDaemon {
       this.#nc = nc;
       log.info({ server: nc.getServer() }, 'connected to the broker');
       await this.#relay?.attach(nc);
+      // Policies to the hub first (it grants the subscriptions), then serve; retried in the background.
+      void this.#b2b?.attach(nc);
       // The hub is reachable now: have the member directory fresh before someone needs to encrypt.
       void this.#directory?.refresh();
     } catch (err) {
@@ -341,6 +380,7 @@ export class AgentDaemon {
         if (!this.#relay?.isConnected()) await closeWithin(this.#nc, 1000);
         await this.#relay?.stop();
       }],
+      ['b2b', () => this.#b2b?.stop()],
       ['broker connection', () => closeWithin(this.#nc, 3000)],
       ['firewall', () => this.#firewall?.stop()],
       ['tunnel', () => this.#tunnel?.stop()],

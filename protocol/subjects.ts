@@ -40,6 +40,11 @@ export const subjects = {
     return `ncb.query.${service}`;
   },
   queryAll: 'ncb.query.>',
+  /** Country OWNER's national database `db` (B2B, `protocol/b2b.ts`): requests from the countries its policy allows. */
+  b2b: (owner: string, db: string) => {
+    if (!SERVICE_PATTERN.test(db)) throw new SubjectError(SUBJECT_BAD_SERVICE, `subject: not a database name (got ${JSON.stringify(db)})`);
+    return `ncb.b2b.${cc(owner)}.${db}`;
+  },
   /** Inbox prefix a country's client must use; its permissions allow replies only there. */
   inboxPrefix: (country: string) => `_INBOX_${cc(country)}`,
 } as const;

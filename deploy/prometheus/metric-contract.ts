@@ -22,13 +22,15 @@ export const HUB_METRICS = [
   'ncbnet_renewals_total',
   'ncbnet_revocations_total',
   'ncbnet_router_rejections_total',
+  'ncbnet_router_throttled_total',
   'ncbnet_broker_restarts_total',
   'ncbnet_broker_up',
   'ncbnet_registry_countries',
+  'ncbnet_db_queries_total',
 ] as const;
 
 /** Histograms served by the hub: queried only through their `_bucket`, `_sum` and `_count` series. */
-export const HUB_HISTOGRAMS = ['ncbnet_delivery_seconds', 'ncbnet_probe_rtt_seconds'] as const;
+export const HUB_HISTOGRAMS = ['ncbnet_delivery_seconds', 'ncbnet_probe_rtt_seconds', 'ncbnet_db_query_duration_seconds'] as const;
 
 /** Served by each node agent's /metrics; every series has label `country`. */
 export const AGENT_METRICS = [
@@ -45,6 +47,8 @@ export const AGENT_METRICS = [
   'ncbnet_agent_renewals_total',
   'ncbnet_agent_messages_total',
   'ncbnet_agent_probes_answered_total',
+  'ncbnet_agent_store_damaged_records_total',
+  'ncbnet_agent_store_full_total',
 ] as const;
 
 /** Series Prometheus itself makes for every scrape target. */

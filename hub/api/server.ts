@@ -8,7 +8,9 @@ import type { AdminService } from '../admin/service.js';
 import type { EnrollmentService } from '../enrollment/service.js';
 import { makeErrorHandler } from './errors.js';
 import { registerAdminRoutes } from './routes-admin.js';
+import type { AuditFields } from '../../protocol/audit.js';
 import { registerAuditRoutes, type AuditReader } from './routes-audit.js';
+import { registerB2bRoutes, type B2bRegistry } from './routes-b2b.js';
 import { registerDirectoryRoutes, type MemberRegistry } from './routes-directory.js';
 import { registerEnrollRoutes } from './routes-enroll.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
@@ -24,8 +26,10 @@ export interface ApiServerOptions {
   enrollment: EnrollmentService;
   admin: AdminService;
   audit: AuditReader;
-  /** The country registry, read by the member directory. */
-  registry: MemberRegistry;
+  /** Where the API's own decisions are recorded (B2B policies published); the hub's audit log. */
+  auditLog?: { append(fields: AuditFields): Promise<unknown> } | undefined;
+  /** The country registry, read by the member directory, written by the B2B policy route. */
+  registry: MemberRegistry & B2bRegistry;
   readiness: ReadinessCheck;
   /** `GET /v1/admin/status`; without it the route answers 503 (services without a daemon, tests). */
   status?: StatusSource | undefined;
@@ -64,6 +68,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<ApiApp> {
   registerAdminRoutes(app, opts.admin, opts.ca);
   registerAuditRoutes(app, opts.audit, opts.ca);
   registerDirectoryRoutes(app, opts.registry, opts.ca);
+  registerB2bRoutes(app, opts.registry, opts.ca, opts.auditLog);
   registerStatusRoutes(app, opts.ca, opts.status);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;

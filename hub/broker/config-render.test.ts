@@ -149,3 +149,24 @@ t.test('broker config: accepts a host name and an IPv6 listener', async (t) => {
   t.match(renderBrokerConfig(input({ host: 'hub-1.ncbnet.example' })), /^host: "hub-1\.ncbnet\.example"$/m);
   t.match(renderBrokerConfig(input({ host: '::1' })), /^host: "::1"$/m);
 });
+
+t.test('broker config: B2B grants — owner subscribes and answers its own database, allowed countries publish, nobody else', async (t) => {
+  const b2b = [{ owner: 'FR', db: 'vehicles', allow: ['DE'] }];
+  const conf = renderBrokerConfig(input({ countries: ['FR', 'DE', 'IT'], b2b }));
+  const fr = countryPermissions('FR', b2b);
+  const de = countryPermissions('DE', b2b);
+  const it = countryPermissions('IT', b2b);
+  t.same(fr.subscribe, ['_INBOX_FR.>', 'ncb.event.FR', 'ncb.b2b.FR.vehicles'], 'the owner serves its database');
+  t.notOk(fr.publish.some((s) => s.startsWith('ncb.b2b.')), 'the owner does not query itself over the network');
+  t.ok(de.publish.includes('ncb.b2b.FR.vehicles'), 'DE may ask');
+  t.notOk(de.subscribe.some((s) => s.startsWith('ncb.b2b.')), 'DE cannot listen to the requests');
+  t.notOk([...it.publish, ...it.subscribe].some((s) => s.includes('b2b')), 'IT has nothing of it');
+  const blocks = conf.split('{ user: ').slice(1);
+  const block = (cc: string) => blocks.find((b) => b.startsWith(`"CN=${cc},`)) ?? '';
+  t.match(block('FR'), /allow_responses: \{ max: 1, expires: "60000ms" \}/, 'the owner may answer into the asker\'s inbox');
+  t.notMatch(block('DE'), /allow_responses/, 'an asker may not');
+  t.notMatch(block('IT'), /b2b|allow_responses/);
+  t.notOk(/ncb\.b2b\.[A-Z]{2}\.>|ncb\.b2b\.>|ncb\.b2b\.\*/.test(conf), 'no wildcard over databases');
+  t.equal(renderBrokerConfig(input({ countries: ['FR', 'DE', 'IT'], b2b })), conf, 'deterministic');
+  t.match(problemsOf({ b2b: [{ owner: 'fr', db: 'Bad.db', allow: ['X'] }] }), [/^b2b\[0\]\.owner/, /^b2b\[0\]\.db/, /^b2b\[0\]\.allow\[0\]/]);
+});

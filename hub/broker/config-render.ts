@@ -19,6 +19,7 @@ import { isAbsolute } from 'node:path';
 import { isIP } from 'node:net';
 import { isCountryCode } from '../../protocol/country.js';
 import { NAME_PATTERN, subjectDn } from '../../protocol/identity.js';
+import { B2B_DB_PATTERN, type B2bGrant } from '../../protocol/b2b.js';
 import { DELIVER_STREAM, deliverConsumer, subjects } from '../../protocol/subjects.js';
 import { BrokerConfigError } from './errors.js';
 
@@ -77,6 +78,12 @@ export interface BrokerConfigInput {
    */
   pinnedCerts?: readonly string[] | undefined;
   allowResponses?: BrokerAllowResponses | undefined;
+  /**
+   * B2B national databases (`protocol/b2b.ts` {@link b2bGrants}): each owner may subscribe to its
+   * own `ncb.b2b.<OWNER>.<db>` and answer the requests it gets; each allowed country may publish
+   * there. Nobody else may do either.
+   */
+  b2b?: readonly B2bGrant[] | undefined;
 }
 
 /** Subject permissions of one NATS user. */
@@ -84,6 +91,12 @@ export interface SubjectPermissions {
   publish: readonly string[];
   subscribe: readonly string[];
 }
+
+/**
+ * `allow_responses` of a B2B owner when none is set for everyone: one answer per request, within
+ * the asker's longest wait, so an owner can answer into the asker's inbox and nowhere else.
+ */
+export const B2B_OWNER_RESPONSES: BrokerAllowResponses = { maxMsgs: 1, expiresMs: 60_000 };
 
 /** Largest `max_payload` nats-server 2.9 accepts without a warning (MAX_PAYLOAD_MAX_SIZE). */
 export const MAX_PAYLOAD_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -102,8 +115,11 @@ const UNSAFE_CHARS = /["\\\u0000-\u001f\u007f]/;
  * (consumer info, next message, acks — what a restricted pull consumer needs on 2.9.10); receive
  * its events and replies on its own inbox prefix `_INBOX_CC` (the client sets `inboxPrefix`).
  */
-export function countryPermissions(country: string): SubjectPermissions {
+export function countryPermissions(country: string, b2b: readonly B2bGrant[] = []): SubjectPermissions {
   const consumer = deliverConsumer(country);
+  // B2B: publish to the databases whose policy allows this country; subscribe to its own.
+  const asks = b2b.filter((g) => g.owner !== country && g.allow.includes(country)).map((g) => subjects.b2b(g.owner, g.db));
+  const serves = b2b.filter((g) => g.owner === country).map((g) => subjects.b2b(g.owner, g.db));
   return {
     publish: [
       subjects.submit(country),
@@ -114,8 +130,9 @@ export function countryPermissions(country: string): SubjectPermissions {
       `$JS.API.CONSUMER.INFO.${DELIVER_STREAM}.${consumer}`,
       `$JS.API.CONSUMER.MSG.NEXT.${DELIVER_STREAM}.${consumer}`,
       `$JS.ACK.${DELIVER_STREAM}.${consumer}.>`,
+      ...asks,
     ],
-    subscribe: [`${subjects.inboxPrefix(country)}.>`, subjects.event(country)],
+    subscribe: [`${subjects.inboxPrefix(country)}.>`, subjects.event(country), ...serves],
   };
 }
 
@@ -183,6 +200,13 @@ export function checkBrokerConfigInput(input: BrokerConfigInput): string[] {
     integer('allowResponses.maxMsgs', input.allowResponses.maxMsgs, 1, 1000);
     integer('allowResponses.expiresMs', input.allowResponses.expiresMs, 1, 24 * 60 * 60 * 1000);
   }
+  (input.b2b ?? []).forEach((g, i) => {
+    if (!isCountryCode(g.owner)) problems.push(`b2b[${i}].owner: not an ISO 3166-1 alpha-2 code in upper case (got ${got(g.owner)})`);
+    if (typeof g.db !== 'string' || !B2B_DB_PATTERN.test(g.db)) problems.push(`b2b[${i}].db: not a database name (got ${got(g.db)})`);
+    g.allow.forEach((cc, j) => {
+      if (!isCountryCode(cc)) problems.push(`b2b[${i}].allow[${j}]: not an ISO 3166-1 alpha-2 code in upper case (got ${got(cc)})`);
+    });
+  });
   return problems;
 }
 
@@ -225,15 +249,16 @@ export function renderBrokerConfig(input: BrokerConfigInput): string {
   if (input.pinnedCerts !== undefined) lines.push(`  pinned_certs: ${list([...new Set(input.pinnedCerts)].sort())}`);
   lines.push('}', '', 'authorization {', '  users: [', `    { user: ${q(input.hubUser)} }`);
   for (const cc of countries) {
-    const perms = countryPermissions(cc);
+    const perms = countryPermissions(cc, input.b2b);
+    const responses = input.allowResponses ?? (input.b2b?.some((g) => g.owner === cc) ? B2B_OWNER_RESPONSES : undefined);
     // Allow lists only: anything not listed is denied by the server.
     lines.push(
       `    { user: ${q(subjectDn('country', cc))}, permissions: {`,
       `        publish: { allow: ${list(perms.publish)} }`,
       `        subscribe: { allow: ${list(perms.subscribe)} }`,
     );
-    if (input.allowResponses !== undefined) {
-      lines.push(`        allow_responses: { max: ${input.allowResponses.maxMsgs}, expires: ${q(`${input.allowResponses.expiresMs}ms`)} }`);
+    if (responses !== undefined) {
+      lines.push(`        allow_responses: { max: ${responses.maxMsgs}, expires: ${q(`${responses.expiresMs}ms`)} }`);
     }
     lines.push('    } }');
   }

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import { B2bPolicySchema, MAX_B2B_DATABASES } from '../../protocol/b2b.js';
 import { CountryCodeSchema } from '../../protocol/country.js';
 
 /** Lifecycle of a member country in the registry (ARCHITECTURE, Enrollment). */
@@ -31,6 +32,12 @@ export const CountryRecordSchema = Type.Object(
     enrolledAt: Type.Optional(IsoDate),
     lastSeen: Type.Optional(IsoDate),
     statusReason: Type.Optional(Type.String({ maxLength: 200 })),
+    /**
+     * The national databases this country publishes (B2B, issue 8) and their sharing policies, as
+     * its agent last sent them (`PUT /v1/b2b`). Here rather than in a bucket of their own because
+     * the broker's permissions are rendered from them, before JetStream runs (the snapshot).
+     */
+    b2b: Type.Optional(Type.Array(B2bPolicySchema, { maxItems: MAX_B2B_DATABASES })),
   },
   { additionalProperties: false },
 );

@@ -5,15 +5,18 @@ import { VERSION } from '../../protocol/version.js';
 import { agentReportError } from './output.js';
 import { registerEnroll } from './enroll.js';
 import { registerInboxCommand } from './inbox.js';
+import { registerQueryCommand } from './query.js';
 import { registerRun } from './run.js';
 import { registerSendCommand } from './send.js';
 import { registerStatusCommand } from './status.js';
+import { registerUserCommand } from './user.js';
 
 const EXIT_HELP = `
 Exit codes:
   0   success              64  bad flags or arguments   65  input refused (bad message, unknown recipient)
-  66  not enrolled, unknown message id or missing file  69  agent or hub unreachable, or not ready
-  73  already enrolled (use --force)                    77  token refused, file permissions, hub not the token's
+  2   query: no hit        66  not enrolled, unknown message id, user or missing file
+  69  agent or hub unreachable, or not ready             75  temporary: timeout, agent disk full; retry
+  73  already enrolled (use --force), user exists        77  token refused, file permissions, role forbids it
   78  bad configuration                                 1   unexpected error`;
 
 /** Builds the `ncbnet-agent` CLI, one line per command. */
@@ -29,6 +32,8 @@ export function buildAgentProgram(): Command {
   registerSendCommand(program);
   registerInboxCommand(program);
   registerStatusCommand(program);
+  registerQueryCommand(program);
+  registerUserCommand(program);
   return program;
 }
 

@@ -31,6 +31,24 @@ export const LOCAL_TOKENS_MALFORMED = 'LOCAL_TOKENS_MALFORMED';
 export const LOCAL_TOKENS_PERMISSIONS = 'LOCAL_TOKENS_PERMISSIONS';
 /** The tokens file has no entry with the wanted name (client side). */
 export const LOCAL_TOKEN_MISSING = 'LOCAL_TOKEN_MISSING';
+/**
+ * The caller's role may not do this (send this kind, colour or handling; query this service or
+ * op; read the agent status). The message names the role and what was refused. An inbox item the
+ * role may not read is never refused with it: it is answered as unknown (404), so its existence leaks.
+ */
+export const LOCAL_ROLE_FORBIDDEN = 'LOCAL_ROLE_FORBIDDEN';
+/** The users file is not valid JSON of the expected shape (every problem listed). */
+export const LOCAL_USERS_MALFORMED = 'LOCAL_USERS_MALFORMED';
+/** `user add`: a user (or a tokens-file entry) already has this name. */
+export const LOCAL_USER_EXISTS = 'LOCAL_USER_EXISTS';
+/** `user remove`: no user has this name. */
+export const LOCAL_USER_UNKNOWN = 'LOCAL_USER_UNKNOWN';
+/** `user add`: the role is none of ncb-admin, officer, border, customs. */
+export const LOCAL_USER_BAD_ROLE = 'LOCAL_USER_BAD_ROLE';
+/** `user add`: the name is not lower-case letters, digits, '.', '_' or '-' (at most 64). */
+export const LOCAL_USER_BAD_NAME = 'LOCAL_USER_BAD_NAME';
+/** `user remove`: the name is an entry of the tokens file, which only its operators edit. */
+export const LOCAL_USER_IN_TOKENS_FILE = 'LOCAL_USER_IN_TOKENS_FILE';
 
 /** The agent's local API cannot be reached (connection refused, reset, timed out). */
 export const AGENT_UNREACHABLE = 'AGENT_UNREACHABLE';
@@ -69,6 +87,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   [LOCAL_BODY_TOO_LARGE]: 413,
   [LOCAL_UNSUPPORTED_MEDIA_TYPE]: 415,
   [LOCAL_UNKNOWN_RECIPIENT]: 422,
+  [LOCAL_ROLE_FORBIDDEN]: 403,
   RELAY_BAD_DRAFT: 400,
   RELAY_ENCRYPTION_UNAVAILABLE: 422,
   // A country the directory does not know (yet): the application may fix the list or retry later.
@@ -76,12 +95,17 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // PKI_CMS_* from encrypting (e.g. too many recipients, body too large for CMS): the draft's fault.
   PKI_CMS_TOO_LARGE: 413,
   PKI_CMS_TOO_MANY_RECIPIENTS: 422,
+  // The agent's state disk is full (issue 9): 507 Insufficient Storage (RFC 4918 §11.5), with the
+  // relay's own code in the body, so the application can tell "retry after the operator frees
+  // space" from a transient failure. Nothing was stored; what was accepted before is kept.
+  RELAY_STORAGE_FULL: 507,
   [LOCAL_UNKNOWN_MESSAGE]: 404,
   [LOCAL_NOT_FOUND]: 404,
 };
 
 /**
- * HTTP status for a coded error. Other relay failures (outbox disk full, fsync failed) are 503:
+ * HTTP status for a coded error. A full state disk is 507 (`RELAY_STORAGE_FULL`); other relay
+ * failures (fsync failed, EIO) are 503:
  * the message was not stored, and the application should retry later. Anything else unlisted
  * is the agent's fault (500).
  */

@@ -200,7 +200,7 @@ t.test('local api: the OpenAPI document lists every route, with bearer security 
   t.equal(r.statusCode, 200);
   const doc = r.json<{ openapi: string; paths: Record<string, Record<string, { security?: unknown[] }>>; components: { securitySchemes: Record<string, unknown> } }>();
   t.equal(doc.openapi, '3.0.3');
-  t.same(Object.keys(doc.paths).sort(), ['/healthz', '/readyz', '/v1/inbox', '/v1/inbox/{id}/ack', '/v1/messages', '/v1/messages/{id}', '/v1/status']);
+  t.same(Object.keys(doc.paths).sort(), ['/healthz', '/readyz', '/v1/inbox', '/v1/inbox/{id}', '/v1/inbox/{id}/ack', '/v1/messages', '/v1/messages/{id}', '/v1/status']);
   t.match(doc.components.securitySchemes, { bearerAuth: { type: 'http', scheme: 'bearer' } });
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {

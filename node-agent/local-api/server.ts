@@ -4,18 +4,21 @@ import Fastify, { LogController, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { VERSION } from '../../protocol/version.js';
 import type { RelayPort } from '../relay/types.js';
-import { makeAuthHook, type BearerVerifier } from './auth.js';
+import { makeAuthHook, type BearerVerifier, type Caller } from './auth.js';
 import { LOCAL_BAD_REQUEST, LOCAL_NOT_FOUND, LocalApiError, makeErrorHandler } from './errors.js';
 import { registerHealthRoutes, type ReadinessCheck } from './routes-health.js';
 import { registerInboxRoutes } from './routes-inbox.js';
 import { registerMessageRoutes } from './routes-messages.js';
+import { registerQueryRoutes } from './routes-query.js';
+import { registerB2bRoutes, type B2bRouteDeps } from './routes-b2b.js';
+import type { QueryPort } from '../query/query-client.js';
 import type { LocalApiApp } from './schemas.js';
 import { makeValidatorCompiler } from './validation.js';
 
 /** Everything the local API needs; the daemon builds each part and passes it in. */
 export interface LocalApiOptions {
   relay: RelayPort;
-  /** The loaded tokens file (`loadTokens`). */
+  /** The credentials: `LocalAccess.load` (tokens file and users with roles), or `loadTokens` alone (every caller ncb-admin). */
   tokens: BearerVerifier;
   /** The local API's logger (the caller gives it its `component`, as the daemon does). */
   log: Logger;
@@ -26,6 +29,10 @@ export interface LocalApiOptions {
   readiness: ReadinessCheck;
   /** Period of the keep-alive comments on event streams (default 15 s; tests shorten it). */
   sseKeepAliveMs?: number;
+  /** The hub's database services (`POST /v1/query/{service}`); absent, the route does not exist. */
+  query?: QueryPort;
+  /** B2B national databases (`POST /v1/b2b/{country}/{db}`, `GET /v1/b2b/enquiries`); absent, the routes do not exist. */
+  b2b?: Pick<B2bRouteDeps, 'client' | 'enquiries'>;
 }
 
 /**
@@ -34,12 +41,13 @@ export interface LocalApiOptions {
  * generated from the same TypeBox schemas that validate requests.
  *
  * Plain HTTP: the daemon binds it to 127.0.0.1 by default, and every route but the probes and
- * the API description needs a bearer token from the tokens file, checked before the body is read.
+ * the API description needs a bearer token from the tokens file or the users file, checked before
+ * the body is read; what the caller may then send, query and read depends on its role (roles.ts).
  * The caller calls `listen` (and `close`, which also ends open streams and long polls).
  */
 export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp> {
   const log = opts.log;
-  const callers = new WeakMap<FastifyRequest, string>();
+  const callers = new WeakMap<FastifyRequest, Caller>();
   const authHook = makeAuthHook(opts.tokens, callers);
   const app = Fastify({
     bodyLimit: opts.bodyLimitBytes,
@@ -79,12 +87,14 @@ export async function buildLocalApi(opts: LocalApiOptions): Promise<LocalApiApp>
         version: VERSION,
         description: `The ncbnet agent of ${opts.country}: send messages to other NCBs, follow their delivery, read and ack incoming messages.`,
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'a token from the agent tokens file' } } },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'a token from the agent tokens file (role ncb-admin) or from `ncbnet-agent user add` (its role)' } } },
     },
   });
   registerHealthRoutes(app, opts.readiness);
   registerMessageRoutes(app, { relay: opts.relay, log, country: opts.country, callers });
   registerInboxRoutes(app, { relay: opts.relay, log, callers, ...(opts.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: opts.sseKeepAliveMs }) });
+  if (opts.query) registerQueryRoutes(app, { query: opts.query, log, callers });
+  if (opts.b2b) registerB2bRoutes(app, { ...opts.b2b, log, callers });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

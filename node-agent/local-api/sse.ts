@@ -16,6 +16,11 @@ export interface InboxStreamOptions {
   log: Logger;
   keepAliveMs?: number;
   maxQueued?: number;
+  /**
+   * Which items this client may see (its role's readable handling codes); the others are never
+   * queued, so they cost the client nothing, not even an event id or a gap in the keep-alives.
+   */
+  filter?: (item: InboxItem) => boolean;
 }
 
 /** One event per item, as the WHATWG server-sent events format has it (`id:` then `data:`). */
@@ -53,8 +58,9 @@ export function streamInbox(res: ServerResponse, opts: InboxStreamOptions): void
       }
     }
   };
+  const visible = opts.filter ?? ((): boolean => true);
   const enqueue = (item: InboxItem): void => {
-    if (closed) return;
+    if (closed || !visible(item)) return;
     queue.push(item);
     if (queue.length > maxQueued) {
       opts.log.warn({ queued: queue.length }, 'inbox stream client too slow; closing its stream');
@@ -74,7 +80,7 @@ export function streamInbox(res: ServerResponse, opts: InboxStreamOptions): void
   res.flushHeaders();
 
   const unsubscribe = opts.relay.onInbox(enqueue);
-  for (const item of opts.relay.inbox({ limit: Number.MAX_SAFE_INTEGER })) queue.push(item);
+  for (const item of opts.relay.inbox({ limit: Number.MAX_SAFE_INTEGER })) if (visible(item)) queue.push(item);
   flush();
 
   const timer = setInterval(() => {

@@ -43,6 +43,7 @@ t.test('tokens: verifyBearer names the caller for a right token and nothing for 
   t.equal(tokens.verifyBearer(`Bearer ${operator}`), 'operator');
   t.equal(tokens.verifyBearer(`Bearer ${app}`), 'border-app');
   t.equal(tokens.verifyBearer(`bearer   ${app} `), 'border-app', 'scheme case and spacing (RFC 7235)');
+  t.same(tokens.authenticate(`Bearer ${app}`), { name: 'border-app', role: 'ncb-admin' }, 'every tokens-file entry is ncb-admin, whatever its name (the format predates roles)');
   t.equal(tokens.verifyBearer(`Bearer ${operator.slice(0, -1)}${operator.endsWith('x') ? 'y' : 'x'}`), undefined, 'one character off');
   // timingSafeEqual throws on inputs of different lengths; hashing first makes every length safe
   // to compare, and the comparison time independent of the presented token's length.

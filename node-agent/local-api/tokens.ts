@@ -5,17 +5,26 @@
  * 0600: an NCB's operators add a line per application and restart (or reload) the agent. Tokens
  * are compared as SHA-256 hashes in constant time, so neither the comparison nor the process
  * memory after loading gives a guesser anything; no token is ever logged or put in an error.
+ * Changes to this file need an agent restart (the users file is re-read on change).
+ *
+ * Every entry of this file has the role `ncb-admin` (roles.ts): the file predates roles, and an
+ * install upgraded with it keeps every application working as before. Users with other roles
+ * live in the users file (users.ts, `ncbnet-agent user add`), whose tokens are stored hashed.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hasCode } from '../../protocol/errors.js';
 import { PKI_KEY_PERMISSIONS } from '../../pki/errors.js';
 import { readSecretFile, writeSecretFile } from '../../pki/files.js';
+import type { Caller } from './auth.js';
 import { LOCAL_TOKEN_MISSING, LOCAL_TOKENS_MALFORMED, LOCAL_TOKENS_PERMISSIONS, LocalApiError, LocalApiValidationError } from './errors.js';
+import { TOKENS_FILE_ROLE } from './roles.js';
 
 /** The name of the token `createTokensFile` makes, used by the `ncbnet-agent` CLI. */
 export const OPERATOR_TOKEN_NAME = 'operator';
 
-const NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+/** A caller name (tokens file entry or user): lower-case letters, digits, '.', '_' or '-', at most 64. */
+export const CALLER_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const NAME = CALLER_NAME;
 // 43 base64url characters carry 256 bits; shorter tokens are refused so that a hand-written
 // `app:secret` line cannot weaken the whole API.
 const TOKEN = /^[A-Za-z0-9_-]{43,512}$/;
@@ -32,8 +41,27 @@ export function generateToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
+/** SHA-256 of a token: what is kept in memory, and what the users file stores. */
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+const sha256 = hashToken;
+
+/** The token an `Authorization: Bearer …` header carries, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : BEARER.exec(header)?.[1];
+}
+
+/**
+ * The name whose hash equals `presented`, comparing every entry (no early exit) with
+ * `timingSafeEqual`, so time depends neither on where a guess differs nor on which entry matched.
+ */
+export function matchHash(entries: readonly { name: string; hash: Buffer }[], presented: Buffer): string | undefined {
+  let match: string | undefined;
+  for (const { name, hash } of entries) {
+    if (timingSafeEqual(presented, hash) && match === undefined) match = name;
+  }
+  return match;
 }
 
 /**
@@ -115,19 +143,23 @@ export class LocalTokens {
   }
 
   /**
-   * The name of the caller whose token an `Authorization` header carries, or undefined. Every
-   * stored hash is compared (no early exit) with `timingSafeEqual`, and the presented token is
-   * hashed first, so time depends neither on where a guess differs nor on which entry matched.
+   * The name of the caller whose token an `Authorization` header carries, or undefined. The
+   * presented token is hashed first, then compared with every entry (see {@link matchHash}).
    */
   verifyBearer(header: string | undefined): string | undefined {
-    const token = header === undefined ? undefined : BEARER.exec(header)?.[1];
-    if (token === undefined) return undefined;
-    const presented = sha256(token);
-    let caller: string | undefined;
-    for (const { name, hash } of this.#hashes) {
-      if (timingSafeEqual(presented, hash) && caller === undefined) caller = name;
-    }
-    return caller;
+    const token = bearerToken(header);
+    return token === undefined ? undefined : this.match(sha256(token));
+  }
+
+  /** The entry whose hash is `presented` (a hashed bearer token), in constant time per entry. */
+  match(presented: Buffer): string | undefined {
+    return matchHash(this.#hashes, presented);
+  }
+
+  /** The caller (with the tokens-file role, ncb-admin) for an `Authorization` header, or undefined. */
+  authenticate(header: string | undefined): Caller | undefined {
+    const name = this.verifyBearer(header);
+    return name === undefined ? undefined : { name, role: TOKENS_FILE_ROLE };
   }
 }
 

@@ -1,0 +1,136 @@
+// B2B national databases end to end, nothing mocked: the real hub daemon (its nats-server with
+// per-country permissions rendered from the registry) and three real agent daemons enrolled with
+// tokens. FR publishes `vehicles` (a JSON-lines export) to DE only, DE seeing four fields and
+// nobody the keeper; its agent sends the policy to the hub over mTLS, the hub reloads the broker,
+// FR's agent serves. DE gets a hit with the allowed fields only; IT is refused by the broker
+// (403 B2B_NOT_ALLOWED, no request reaches FR); FR has the notice of each enquiry.
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initHubState } from '../../hub/state-init.js';
+import { enroll } from '../../node-agent/enroll/enroll.js';
+import { readToken } from '../../node-agent/local-api/tokens.js';
+import type { AgentEndpoints } from '../../node-agent/runtime.js';
+import { runCli } from '../helpers/cli.js';
+import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { httpsCall } from '../helpers/https.js';
+import { closedPort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmpdir.js';
+import { waitFor } from '../helpers/wait.js';
+
+t.setTimeout(300_000);
+
+const hubState = await tempDir(t, 'ncbnet-b2b-hub-');
+await initHubState({ state: hubState, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
+const [apiPort, natsPort] = [await closedPort(), await closedPort()];
+const hub = await startHubProcess(t, hubState, {
+  api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
+  broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
+  metrics: { port: 0 },
+});
+const apiUrl = hub.endpoints.apiUrl;
+const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
+const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
+
+const COUNTRIES = ['FR', 'DE', 'IT'] as const;
+type Cc = (typeof COUNTRIES)[number];
+const states = {} as Record<Cc, string>;
+for (const cc of COUNTRIES) {
+  const added = await httpsCall(`${apiUrl}/v1/admin/countries`, { ...operator, method: 'POST', body: { code: cc, name: `Country ${cc}` } });
+  if (added.status !== 201) throw new Error(`country add ${cc}: ${added.status} ${added.text}`);
+  const token = ((await httpsCall(`${apiUrl}/v1/admin/tokens`, { ...operator, method: 'POST', body: { country: cc } })).json as { token: string }).token;
+  states[cc] = await tempDir(t, `ncbnet-b2b-${cc.toLowerCase()}-`);
+  await enroll({ hubUrl: apiUrl, token, stateDir: states[cc], country: cc });
+}
+
+// FR's national database: synthetic vehicles, with a keeper's name the policy never shares.
+const stolen = { vin: 'VF1AB000000000001', status: 'stolen', make: 'Renault', model: 'Clio', plate: 'AB-123-CD', keeper: 'Synthetic Keeper', stolenOn: '2026-10-01' };
+const vehiclesFile = join(states.FR, 'vehicles.jsonl');
+await writeFile(vehiclesFile, [stolen, { vin: 'VF1AB000000000002', status: 'recovered', make: 'Peugeot', keeper: 'Other Keeper' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+const policy = { db: 'vehicles', allow: ['DE'], fields: { default: ['vin', 'status'], perCountry: { DE: ['vin', 'status', 'make', 'plate'] } }, notifyEnquiries: true };
+
+const agents = {} as Record<Cc, DaemonProcess<AgentEndpoints>>;
+const tokens = {} as Record<Cc, string>;
+for (const cc of COUNTRIES) {
+  const b2b = cc === 'FR' ? { b2b: { databases: [{ policy, source: { jsonl: vehiclesFile, keyField: 'vin' } }] } } : {};
+  agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, metrics: { enabled: false }, ...b2b });
+  tokens[cc] = await readToken(join(states[cc], 'local-api.tokens'));
+}
+for (const cc of COUNTRIES) {
+  await waitFor(`${cc} connected`, async () => (await fetch(`${agents[cc].endpoints.localApiUrl}/readyz`)).status === 200, 60_000, 200);
+}
+
+interface Answer {
+  status: number;
+  json: Record<string, unknown>;
+  text: string;
+}
+async function call(cc: Cc, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${agents[cc].endpoints.localApiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${tokens[cc]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, json: JSON.parse(text) as Record<string, unknown>, text };
+}
+const ask = (cc: Cc, key: string) => call(cc, 'POST', '/v1/b2b/FR/vehicles', { key });
+
+// FR's agent sends the policy once connected; the hub grants, then FR subscribes.
+await waitFor('FR serves vehicles to DE', async () => (await ask('DE', 'VF1AB000000000002')).status === 200, 60_000, 250);
+
+t.test('b2b e2e: DE, allowed, gets a hit with only the fields FR shares with DE', async (t) => {
+  const hit = await ask('DE', 'vf1ab 0000-0000 0001');
+  t.equal(hit.status, 200, hit.text);
+  t.same(hit.json, { v: 1, ok: true, owner: 'FR', db: 'vehicles', key: stolen.vin, hit: true, record: { vin: stolen.vin, status: 'stolen', make: 'Renault', plate: 'AB-123-CD' } });
+  t.notMatch(hit.text, /Keeper|Clio|2026-10-01/, 'nothing the policy hides');
+  const miss = await ask('DE', 'VF1AB999999999999');
+  t.same([miss.status, miss.json['hit'], 'record' in miss.json], [200, false, false], 'no hit is an answer, not an error');
+  t.match(await ask('DE', '#?'), { status: 400, json: { code: 'B2B_BAD_KEY' } });
+  t.match(await call('DE', 'POST', '/v1/b2b/FR/vehicles', { key: 'X1', more: 1 }), { status: 400, json: { code: 'LOCAL_BAD_REQUEST' } });
+});
+
+t.test('b2b e2e: IT, not allowed, is refused by the broker (403 B2B_NOT_ALLOWED) and learns nothing', async (t) => {
+  const refused = await ask('IT', stolen.vin);
+  t.match(refused, { status: 403, json: { code: 'B2B_NOT_ALLOWED' } });
+  t.notMatch(refused.text, /Renault|Keeper|stolen"/, 'nothing of the record');
+  const unknownDb = await call('IT', 'POST', '/v1/b2b/FR/boats', { key: 'X1' });
+  t.same([unknownDb.status, unknownDb.json['code']], [403, 'B2B_NOT_ALLOWED'], 'a database that does not exist looks the same: the broker does not tell');
+  const nobody = await call('DE', 'POST', '/v1/b2b/IT/vehicles', { key: 'X1' });
+  t.same([nobody.status, nobody.json['code']], [403, 'B2B_NOT_ALLOWED'], 'IT publishes nothing, so nobody may ask it');
+});
+
+t.test('b2b e2e: FR has the notice of every enquiry (who, when, key, hit or no hit), none from IT', async (t) => {
+  let notices: { from: string; key: string; hit: boolean; db: string; at: string }[] = [];
+  await waitFor('the notices', async () => {
+    notices = (await call('FR', 'GET', '/v1/b2b/enquiries?limit=100')).json['enquiries'] as typeof notices;
+    return notices.some((n) => n.key === 'VF1AB999999999999');
+  }, 10_000, 100);
+  t.ok(notices.some((n) => n.from === 'DE' && n.db === 'vehicles' && n.key === stolen.vin && n.hit), 'the hit');
+  t.ok(notices.some((n) => n.from === 'DE' && n.key === 'VF1AB999999999999' && !n.hit), 'the miss');
+  t.notOk(notices.some((n) => n.from === 'IT'), 'IT never reached FR');
+  t.ok(notices.every((n) => Math.abs(Date.now() - Date.parse(n.at)) < 120_000), 'dated now');
+  t.same((await call('DE', 'GET', '/v1/b2b/enquiries')).json, { enquiries: [] }, "DE publishes nothing; it sees nobody's enquiries");
+
+  // Each notice is also a message in FR's inbox (issue 8: "delivered as a message to its inbox").
+  let items: { envelope: { from: string; subject?: string; body?: string } }[] = [];
+  await waitFor('the notices in the inbox', async () => {
+    items = (await call('FR', 'GET', '/v1/inbox?limit=100')).json['items'] as typeof items;
+    return items.filter((i) => i.envelope.subject?.startsWith('B2B enquiry:') === true).length >= 2;
+  }, 10_000, 100);
+  const inInbox = items.filter((i) => i.envelope.subject?.startsWith('B2B enquiry:') === true);
+  t.ok(inInbox.every((i) => i.envelope.from === 'FR'), 'made by FR for itself');
+  t.ok(inInbox.some((i) => i.envelope.subject === `B2B enquiry: DE asked vehicles for ${stolen.vin} (hit)`), 'the hit, as a message');
+  t.ok(inInbox.some((i) => (JSON.parse(i.envelope.body ?? '{}') as { key?: string }).key === 'VF1AB999999999999'), 'the miss, with the notice as its body');
+});
+
+t.test('b2b e2e: `ncbnet-agent query b2b` exits 0 on a hit, 2 on no hit, 77 when the broker refuses', async (t) => {
+  const cli = await runCli('ncbnet-agent', ['query', 'b2b', '--country', 'FR', '--db', 'vehicles', '--key', stolen.vin, '--state', states.DE, '--json']);
+  t.equal(cli.code, 0, cli.stderr);
+  t.match(JSON.parse(cli.stdout), { hit: true, record: { make: 'Renault' } });
+  const refused = await runCli('ncbnet-agent', ['query', 'b2b', '--country', 'FR', '--db', 'vehicles', '--key', stolen.vin, '--state', states.IT]);
+  t.equal(refused.code, 77, refused.stderr);
+  t.match(refused.stderr, /B2B_NOT_ALLOWED/);
+  const none = await runCli('ncbnet-agent', ['query', 'b2b', '--country', 'FR', '--db', 'vehicles', '--key', 'VF1AB999999999999', '--state', states.DE]);
+  t.same([none.code, none.stdout.trim()], [2, 'no hit']);
+});
