@@ -7,6 +7,7 @@ import { formatTable } from '../../protocol/text-table.js';
 import type { CountryRecord } from '../registry/record.js';
 import { adminRequest, resolveConnection, type ConnectionFlags } from './admin-client.js';
 import { action, print, printJson } from './action.js';
+import type { B2bPolicy } from '../../protocol/b2b.js';
 
 interface Flags extends ConnectionFlags {
   json?: boolean;
@@ -73,7 +74,7 @@ export function registerCountryCommands(program: Command): void {
       print(
         formatTable(
           ['field', 'value'],
-          Object.entries(c).map(([k, v]) => [k, String(v)]),
+          Object.entries(c).map(([k, v]) => [k, showField(k, v)]),
         ),
       );
       if (answer.tokens.length) {
@@ -120,4 +121,12 @@ export function registerTokenCommands(program: Command): void {
       print(`At the NCB: ncbnet-agent enroll --hub <hub API URL> --token <token> --state /var/lib/ncbnet-agent`);
     }),
   );
+}
+
+/** One registry field for the `country show` table: B2B policies as `db → who may ask`, other objects as JSON. */
+function showField(key: string, value: unknown): string {
+  if (key === 'b2b' && Array.isArray(value)) {
+    return (value as B2bPolicy[]).map((p) => `${p.db} → ${p.allow === '*' ? 'every member' : p.allow.join(',')}${p.notifyEnquiries ? ' (enquiries notified)' : ''}`).join('; ');
+  }
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
 }
