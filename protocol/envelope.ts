@@ -320,3 +320,23 @@ export function ulidTime(ulid: string): number {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * An unsigned `query` envelope, as database requests travel (`ncb.query.<service>` to the hub,
+ * `ncb.b2b.<CC>.<db>` to a country): routine, created now, expiring `lifetimeMs` later, the request
+ * as its body. `to` is whom the query is for (the asker itself for the hub's services, so the
+ * envelope could reach nobody else if it were ever submitted as a message).
+ */
+export function queryEnvelope(from: string, to: string, body: string, lifetimeMs: number, now = new Date()): Envelope {
+  return {
+    v: 1,
+    id: newUlid(now.getTime()),
+    kind: 'query',
+    from,
+    to: [to],
+    priority: 'routine',
+    created: now.toISOString(),
+    expires: new Date(now.getTime() + lifetimeMs).toISOString(),
+    body,
+  };
+}

@@ -23,7 +23,7 @@ import {
   parseB2bRequest,
   type B2bHit,
 } from '../../protocol/b2b.js';
-import { encodeEnvelope, newUlid, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
+import { encodeEnvelope, parseEnvelope, queryEnvelope, type Envelope } from '../../protocol/envelope.js';
 import { subjects } from '../../protocol/subjects.js';
 
 /** Default wait for the owner's answer. */
@@ -62,18 +62,7 @@ export class B2bClient implements B2bQueryPort {
     // The owner's checks, made here first: a malformed key never leaves the agent.
     const request = parseB2bRequest({ v: 1, db, key });
     const subject = subjects.b2b(owner, db);
-    const created = new Date();
-    const unsigned: Envelope = {
-      v: 1,
-      id: newUlid(created.getTime()),
-      kind: 'query',
-      from: this.#o.country,
-      to: [owner],
-      priority: 'routine',
-      created: created.toISOString(),
-      expires: new Date(created.getTime() + REQUEST_LIFETIME_MS).toISOString(),
-      body: JSON.stringify({ v: 1, db, key: request.key }),
-    };
+    const unsigned = queryEnvelope(this.#o.country, owner, JSON.stringify({ v: 1, db, key: request.key }), REQUEST_LIFETIME_MS);
     const signed = await this.#o.sign(unsigned);
     const data = encodeEnvelope(signed, { maxBytes: MAX_B2B_ENVELOPE_BYTES });
     const nc = this.#o.connection();

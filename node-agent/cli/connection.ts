@@ -25,6 +25,12 @@ export function withConnection(cmd: Command): Command {
  * into `DIR/run/endpoints.json`; the `operator` token from `--token-file`, else `DIR/local-api.tokens`.
  */
 export async function connect(flags: ConnectionFlags, timeoutMs?: number): Promise<LocalApiClient> {
+  const { url, token } = await localApiOf(flags);
+  return new LocalApiClient({ baseUrl: url, token, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+}
+
+/** The local API's URL and the operator token, resolved as {@link connect} describes. */
+export async function localApiOf(flags: ConnectionFlags): Promise<{ url: string; token: string }> {
   let url = flags.api;
   if (url === undefined) {
     const endpoints = await readAgentEndpoints(flags.state);
@@ -32,5 +38,5 @@ export async function connect(flags: ConnectionFlags, timeoutMs?: number): Promi
     url = endpoints.localApiUrl;
   }
   const token = await readToken(flags.tokenFile ?? localApiTokensPath(flags.state), OPERATOR_TOKEN_NAME);
-  return new LocalApiClient({ baseUrl: url, token, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+  return { url, token };
 }

@@ -4,13 +4,11 @@ import { CodedError } from '../../protocol/errors.js';
 import { EXIT, exitCodeFor } from '../../protocol/exit-codes.js';
 import { MAX_RESULTS, QUERY_SERVICES, type QueryHit, type QueryService, type StoredRecord } from '../../protocol/query.js';
 import { formatTable } from '../../protocol/text-table.js';
-import { OPERATOR_TOKEN_NAME, readToken } from '../local-api/tokens.js';
 import { localB2bQuery, localQuery, type LocalQuery } from '../query/local-client.js';
 import type { B2bHit } from '../../protocol/b2b.js';
-import { localApiTokensPath, readAgentEndpoints } from '../runtime.js';
-import { AGENT_CLI_BAD_FLAG, AGENT_NOT_RUNNING } from '../local-api/errors.js';
+import { AGENT_CLI_BAD_FLAG } from '../local-api/errors.js';
 import { agentPrint, agentPrintJson, agentReportError } from './output.js';
-import { withConnection, type ConnectionFlags } from './connection.js';
+import { localApiOf, withConnection, type ConnectionFlags } from './connection.js';
 
 interface QueryFlags extends ConnectionFlags {
   number?: string;
@@ -162,13 +160,7 @@ export function registerQueryCommand(program: Command): void {
           if (missing.length) throw new CodedError(AGENT_CLI_BAD_FLAG, `b2b needs ${missing.join(' and ')}`);
         }
         const body = service === B2B ? undefined : await bodyOf(service, flags);
-        let url = flags.api;
-        if (url === undefined) {
-          const endpoints = await readAgentEndpoints(flags.state);
-          if (!endpoints) throw new CodedError(AGENT_NOT_RUNNING, `no agent runs on ${flags.state} (no run/endpoints.json); start it, or pass --api URL`);
-          url = endpoints.localApiUrl;
-        }
-        const token = await readToken(flags.tokenFile ?? localApiTokensPath(flags.state), OPERATOR_TOKEN_NAME);
+        const { url, token } = await localApiOf(flags);
         if (service === B2B || body === undefined) {
           const b2b = await localB2bQuery(url, token, (flags.country ?? '').toUpperCase(), flags.db ?? '', flags.key ?? '');
           if (flags.json) agentPrintJson(b2b);

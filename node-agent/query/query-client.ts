@@ -5,7 +5,7 @@
  * comes back on this country's inbox (`_INBOX_<CC>`), which only it may read.
  */
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
+import { encodeEnvelope, queryEnvelope, type Envelope } from '../../protocol/envelope.js';
 import {
   MAX_QUERY_ENVELOPE_BYTES,
   QUERY_BAD_ANSWER,
@@ -70,20 +70,7 @@ export class QueryClient implements QueryPort {
     // The same checks the hub makes: a malformed key never leaves the agent.
     parseQueryRequest(request);
     const body = encodeQueryRequest(request);
-    const created = new Date();
-    const unsigned: Envelope = {
-      v: 1,
-      id: newUlid(created.getTime()),
-      kind: 'query',
-      from: this.#o.country,
-      // The hub answers; no country receives a query. `to` names the asking country itself so
-      // that the envelope, if it were ever submitted as a message, could reach nobody else.
-      to: [this.#o.country],
-      priority: 'routine',
-      created: created.toISOString(),
-      expires: new Date(created.getTime() + QUERY_LIFETIME_MS).toISOString(),
-      body,
-    };
+    const unsigned = queryEnvelope(this.#o.country, this.#o.country, body, QUERY_LIFETIME_MS);
     const data = encodeEnvelope(await this.#o.sign(unsigned), { maxBytes: MAX_QUERY_ENVELOPE_BYTES });
     const nc = this.#o.connection();
     if (nc === undefined || nc.isClosed() || this.#o.isConnected?.() === false) throw new QueryError(QUERY_HUB_UNREACHABLE, 'not connected to the hub broker; retry when the agent is ready (/readyz)');

@@ -5,60 +5,30 @@
 // FR's agent serves. DE gets a hit with the allowed fields only; IT is refused by the broker
 // (403 B2B_NOT_ALLOWED, no request reaches FR); FR has the notice of each enquiry.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { initHubState } from '../../hub/state-init.js';
-import { enroll } from '../../node-agent/enroll/enroll.js';
-import { readToken } from '../../node-agent/local-api/tokens.js';
-import type { AgentEndpoints } from '../../node-agent/runtime.js';
 import { runCli } from '../helpers/cli.js';
-import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
-import { httpsCall } from '../helpers/https.js';
-import { closedPort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmpdir.js';
 import { waitFor } from '../helpers/wait.js';
+import { startLoopbackNetwork } from '../helpers/loopback-network.js';
 
 t.setTimeout(300_000);
 
-const hubState = await tempDir(t, 'ncbnet-b2b-hub-');
-await initHubState({ state: hubState, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
-const [apiPort, natsPort] = [await closedPort(), await closedPort()];
-const hub = await startHubProcess(t, hubState, {
-  api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
-  broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
-  metrics: { port: 0 },
-});
-const apiUrl = hub.endpoints.apiUrl;
-const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
-const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
-
 const COUNTRIES = ['FR', 'DE', 'IT'] as const;
 type Cc = (typeof COUNTRIES)[number];
-const states = {} as Record<Cc, string>;
-for (const cc of COUNTRIES) {
-  const added = await httpsCall(`${apiUrl}/v1/admin/countries`, { ...operator, method: 'POST', body: { code: cc, name: `Country ${cc}` } });
-  if (added.status !== 201) throw new Error(`country add ${cc}: ${added.status} ${added.text}`);
-  const token = ((await httpsCall(`${apiUrl}/v1/admin/tokens`, { ...operator, method: 'POST', body: { country: cc } })).json as { token: string }).token;
-  states[cc] = await tempDir(t, `ncbnet-b2b-${cc.toLowerCase()}-`);
-  await enroll({ hubUrl: apiUrl, token, stateDir: states[cc], country: cc });
-}
 
 // FR's national database: synthetic vehicles, with a keeper's name the policy never shares.
 const stolen = { vin: 'VF1AB000000000001', status: 'stolen', make: 'Renault', model: 'Clio', plate: 'AB-123-CD', keeper: 'Synthetic Keeper', stolenOn: '2026-10-01' };
-const vehiclesFile = join(states.FR, 'vehicles.jsonl');
-await writeFile(vehiclesFile, [stolen, { vin: 'VF1AB000000000002', status: 'recovered', make: 'Peugeot', keeper: 'Other Keeper' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
 const policy = { db: 'vehicles', allow: ['DE'], fields: { default: ['vin', 'status'], perCountry: { DE: ['vin', 'status', 'make', 'plate'] } }, notifyEnquiries: true };
-
-const agents = {} as Record<Cc, DaemonProcess<AgentEndpoints>>;
-const tokens = {} as Record<Cc, string>;
-for (const cc of COUNTRIES) {
-  const b2b = cc === 'FR' ? { b2b: { databases: [{ policy, source: { jsonl: vehiclesFile, keyField: 'vin' } }] } } : {};
-  agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, metrics: { enabled: false }, ...b2b });
-  tokens[cc] = await readToken(join(states[cc], 'local-api.tokens'));
-}
-for (const cc of COUNTRIES) {
-  await waitFor(`${cc} connected`, async () => (await fetch(`${agents[cc].endpoints.localApiUrl}/readyz`)).status === 200, 60_000, 200);
-}
+const { states, agents, tokens } = await startLoopbackNetwork(t, {
+  prefix: 'b2b',
+  countries: COUNTRIES,
+  agentConfig: async (cc, stateDir) => {
+    if (cc !== 'FR') return {};
+    const vehiclesFile = join(stateDir, 'vehicles.jsonl');
+    await writeFile(vehiclesFile, [stolen, { vin: 'VF1AB000000000002', status: 'recovered', make: 'Peugeot', keeper: 'Other Keeper' }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return { b2b: { databases: [{ policy, source: { jsonl: vehiclesFile, keyField: 'vin' } }] } };
+  },
+});
 
 interface Answer {
   status: number;

@@ -11,20 +11,14 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { initHubState } from '../../hub/state-init.js';
-import { enroll } from '../../node-agent/enroll/enroll.js';
-import { readToken } from '../../node-agent/local-api/tokens.js';
-import type { AgentEndpoints } from '../../node-agent/runtime.js';
 import { agentPaths } from '../../node-agent/state.js';
 import { importP256PrivateKey } from '../../pki/keys.js';
 import { newUlid, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
 import { signEnvelope } from '../../protocol/signature.js';
 import { DELIVER_STREAM, subjects } from '../../protocol/subjects.js';
-import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
-import { httpsCall } from '../helpers/https.js';
-import { closedPort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmpdir.js';
+import { startAgentProcess } from '../helpers/daemon-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { startLoopbackNetwork } from '../helpers/loopback-network.js';
 
 interface Json {
   [k: string]: unknown;
@@ -36,42 +30,13 @@ const root = t;
 const COUNTRIES = ['FR', 'DE', 'IT', 'BR'] as const;
 type Cc = (typeof COUNTRIES)[number];
 
-const hubState = await tempDir(t, 'ncbnet-messages-hub-');
-await initHubState({ state: hubState, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
-const [apiPort, natsPort] = [await closedPort(), await closedPort()];
-const hub = await startHubProcess(t, hubState, {
-  api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
-  broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
-  metrics: { port: 0 },
-});
-const apiUrl = hub.endpoints.apiUrl;
-const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
-const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
-
-async function admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const answer = await httpsCall(`${apiUrl}/v1/admin${path}`, { ...operator, method, ...(body === undefined ? {} : { body }) });
-  return { status: answer.status, json: answer.json };
-}
-
 // Enrollment as an operator and an NCB do it (the CLIs wrap these same calls; agent.test.ts runs them).
-const states = {} as Record<Cc, string>;
-for (const cc of COUNTRIES) {
-  // No assertion at the top level: tap would end the root test after it, before the subtests.
-  const added = await admin('POST', '/countries', { code: cc, name: `Country ${cc}` });
-  if (added.status !== 201) throw new Error(`country add ${cc}: ${added.status} ${JSON.stringify(added.json)}`);
-  const token = ((await admin('POST', '/tokens', { country: cc })).json as { token: string }).token;
-  states[cc] = await tempDir(t, `ncbnet-messages-${cc.toLowerCase()}-`);
-  await enroll({ hubUrl: apiUrl, token, stateDir: states[cc], country: cc });
-}
-
-const agents = {} as Record<Cc, DaemonProcess<AgentEndpoints>>;
-const tokens = {} as Record<Cc, string>;
-await Promise.all(
-  COUNTRIES.map(async (cc) => {
-    agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, metrics: { port: 0 }, heartbeatIntervalMs: 1000 });
-    tokens[cc] = await readToken(join(states[cc], 'local-api.tokens'));
-  }),
-);
+const { hubState, hub, rootPem, states, agents, tokens, admin } = await startLoopbackNetwork(t, {
+  prefix: 'messages',
+  countries: COUNTRIES,
+  agentConfig: () => ({ metrics: { port: 0 }, heartbeatIntervalMs: 1000 }),
+  waitReady: false,
+});
 
 /** One call to a country's local API, as its NCB application makes it. */
 async function local(cc: Cc, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {

@@ -6,18 +6,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { initHubState } from '../../hub/state-init.js';
-import { enroll } from '../../node-agent/enroll/enroll.js';
-import { readToken } from '../../node-agent/local-api/tokens.js';
 import { localApiUsersPath } from '../../node-agent/local-api/users.js';
-import type { AgentEndpoints } from '../../node-agent/runtime.js';
 import { runCli } from '../helpers/cli.js';
-import { startAgentProcess, startHubProcess, type DaemonProcess } from '../helpers/daemon-process.js';
-import { httpsCall } from '../helpers/https.js';
-import { closedPort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmpdir.js';
 import { waitFor } from '../helpers/wait.js';
+import { startLoopbackNetwork } from '../helpers/loopback-network.js';
 
 interface Json {
   [k: string]: unknown;
@@ -25,38 +17,9 @@ interface Json {
 
 t.setTimeout(300_000);
 
-const hubState = await tempDir(t, 'ncbnet-roles-hub-');
-await initHubState({ state: hubState, hubName: 'hub-1', sans: ['127.0.0.1', 'localhost'], operator: 'admin' });
-const [apiPort, natsPort] = [await closedPort(), await closedPort()];
-const hub = await startHubProcess(t, hubState, {
-  api: { host: '127.0.0.1', port: apiPort, publicUrl: `https://127.0.0.1:${apiPort}` },
-  broker: { host: '127.0.0.1', port: natsPort, monitorPort: 0, natsUrlForAgents: `tls://127.0.0.1:${natsPort}` },
-  metrics: { port: 0 },
-});
-const apiUrl = hub.endpoints.apiUrl;
-const rootPem = await readFile(join(hubState, 'pki', 'root.crt'), 'utf8');
-const operator = { ca: rootPem, cert: await readFile(join(hubState, 'operator', 'operator.crt'), 'utf8'), key: await readFile(join(hubState, 'operator', 'operator.key'), 'utf8') };
-
 const COUNTRIES = ['FR', 'DE'] as const;
 type Cc = (typeof COUNTRIES)[number];
-const states = {} as Record<Cc, string>;
-for (const cc of COUNTRIES) {
-  // No assertion at the top level: tap would end the root test after it, before the subtests.
-  const added = await httpsCall(`${apiUrl}/v1/admin/countries`, { ...operator, method: 'POST', body: { code: cc, name: `Country ${cc}` } });
-  if (added.status !== 201) throw new Error(`country add ${cc}: ${added.status} ${added.text}`);
-  const token = ((await httpsCall(`${apiUrl}/v1/admin/tokens`, { ...operator, method: 'POST', body: { country: cc } })).json as { token: string }).token;
-  states[cc] = await tempDir(t, `ncbnet-roles-${cc.toLowerCase()}-`);
-  await enroll({ hubUrl: apiUrl, token, stateDir: states[cc], country: cc });
-}
-const agents = {} as Record<Cc, DaemonProcess<AgentEndpoints>>;
-const admins = {} as Record<Cc, string>;
-for (const cc of COUNTRIES) {
-  agents[cc] = await startAgentProcess(t, states[cc], { localApi: { host: '127.0.0.1', port: 0 }, metrics: { enabled: false } });
-  admins[cc] = await readToken(join(states[cc], 'local-api.tokens'));
-}
-for (const cc of COUNTRIES) {
-  await waitFor(`${cc} connected`, async () => (await fetch(`${agents[cc].endpoints.localApiUrl}/readyz`)).status === 200, 60_000, 200);
-}
+const { states, agents, tokens: admins } = await startLoopbackNetwork(t, { prefix: 'roles', countries: COUNTRIES });
 
 /** One call to a country's local API with `token`, as an NCB application makes it. */
 async function call(cc: Cc, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json; text: string }> {
