@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../protocol/errors.js';
+import { QUERY_SERVICES, type QueryService } from '../protocol/query.js';
 import { schemaProblems } from '../protocol/validate.js';
 import { HUB_CONFIG_INVALID, HUB_CONFIG_UNREADABLE, HubError } from './errors.js';
 import { hubAddress } from './registry/overlay.js';
@@ -53,6 +54,19 @@ export const HubConfigSchema = Type.Object(
           listenPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
           endpoint: Type.Optional(HostPort),
           overlayCidr: Type.Optional(Type.String({ pattern: '^[0-9.]+/(1[6-9]|2[0-4])$', description: 'IPv4 overlay, /16 to /24' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    databases: Type.Optional(
+      Type.Object(
+        {
+          notifyOwnerOnHit: Type.Optional(
+            Type.Array(Type.Enum([...QUERY_SERVICES]), {
+              uniqueItems: true,
+              description: "services whose hits on another country's record make the asking agent tell the record's owner (default: all)",
+            }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -139,6 +153,7 @@ export interface HubConfig {
     readonly natsUrlForAgents: string | undefined;
   };
   readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
+  readonly databases: { readonly notifyOwnerOnHit: readonly QueryService[] };
   readonly router: {
     readonly urgentDeadlineMs: number;
     readonly maxInFlight: number;
@@ -199,6 +214,9 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
     // a red notice stuck for a country is seen within the hour. At most 12 h, because the watch
     // forgets a message after 24 h (hub/router/urgent-watch.ts).
     // maxInFlight 32 and 50 a second with a burst of 200 per country: why, in hub/router/router.ts.
+    // Every service by default: an NCB wants to know when a passport or a car it reported is
+    // seen abroad, which is what I-24/7's hit notifications are for.
+    databases: Object.freeze({ notifyOwnerOnHit: Object.freeze([...(c.databases?.notifyOwnerOnHit ?? QUERY_SERVICES)]) }),
     router: Object.freeze({
       urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000,
       maxInFlight: c.router?.maxInFlight ?? 32,

@@ -255,7 +255,7 @@ export class HubDaemon {
     });
     await this.#router.start();
     // Database services (issue 8): the same trust and revocation check as the router's.
-    this.#db = await startDatabaseServices({ nc: this.#nc, log: this.#log, register: this.#metrics.register, audit: this.#services.audit, trust: { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) } });
+    this.#db = await startDatabaseServices({ nc: this.#nc, log: this.#log, register: this.#metrics.register, audit: this.#services.audit, notifyOwnerOnHit: config.databases.notifyOwnerOnHit, trust: { ...trust, isRevoked: (serial) => Boolean(ca.ledger.get(serial)?.revokedAt) } });
     const broker = this.#broker;
     const tunnel = this.#tunnel;
     this.#obs.start({

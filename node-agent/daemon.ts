@@ -28,6 +28,7 @@ import { QueryClient } from './query/query-client.js';
 import { B2bClient } from './b2b/client.js';
 import { B2bOwner } from './b2b/owner.js';
 import { enquiryEnvelope } from './b2b/enquiry-journal.js';
+import { hitNoticeDrafts } from './query/hit-notice.js';
 import { EnvelopeSigner, makeEnvelopeVerifier, pemCertificates } from './signing.js';
 import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
 import { agentPaths, readBundle } from './state.js';
@@ -207,7 +208,21 @@ export class AgentDaemon {
       bodyLimitBytes: config.localApi.bodyLimitBytes,
       country: bundle.country,
       readiness: () => this.#readiness(),
-      query: new QueryClient({ country: bundle.country, sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope), connection: () => this.#nc, isConnected: () => this.#relay?.isConnected() ?? false }),
+      query: new QueryClient({
+        country: bundle.country,
+        sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope),
+        connection: () => this.#nc,
+        isConnected: () => this.#relay?.isConnected() ?? false,
+        // A hit on another country's record: tell its owner (node-agent/query/hit-notice.ts).
+        onNotifyOwner: async (answer) => {
+          for (const draft of hitNoticeDrafts(bundle.country, answer)) {
+            await relay.submit(draft).then(
+              (status) => log.info({ id: status.id, to: draft.to, service: answer.service }, 'hit notice queued for the record owner'),
+              (err: unknown) => log.error({ err, to: draft.to, service: answer.service }, 'hit notice not queued'),
+            );
+          }
+        },
+      }),
       b2b: {
         client: new B2bClient({ country: bundle.country, sign, verify, connection: () => this.#nc, isConnected: () => this.#relay?.isConnected() ?? false, timeoutMs: config.b2b.requestTimeoutMs }),
         enquiries: this.#b2b.journal,

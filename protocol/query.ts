@@ -323,6 +323,23 @@ export interface QueryHit {
   results?: StoredRecord[];
   /** `search`: more matched than were returned. */
   truncated?: boolean;
+  /**
+   * `get`, `search`: a record found belongs to another country, and the hub's configuration
+   * (`databases.notifyOwnerOnHit`) says its owner is to be told: the asking agent sends the owner
+   * a hit notice ({@link HitNotice}) as a message.
+   */
+  notifyOwner?: boolean;
+}
+
+/** The body of a hit notice: which record of the owner's was found, by whom, when (JSON). */
+export interface HitNotice {
+  type: 'ncbnet-db-hit';
+  service: QueryService;
+  /** The record's normalized key, as stored. */
+  key: Record<string, string>;
+  /** The country that looked it up. */
+  by: string;
+  at: string;
 }
 
 /** The answer to a refused request. */

@@ -36,6 +36,8 @@ import {
   type QueryAnswer,
   type QueryHit,
   type QueryRequest,
+  type QueryService,
+  type StoredRecord,
 } from '../../protocol/query.js';
 import { subjects } from '../../protocol/subjects.js';
 import { verifyEnvelopeSignature, type VerifyEnvelopeOptions } from '../../protocol/signature.js';
@@ -64,6 +66,11 @@ export interface DbServiceOptions {
    * write itself may have happened: a retried put or delete by the owner is harmless).
    */
   audit?: { append(fields: AuditFields): Promise<unknown> };
+  /**
+   * Services whose hits on another country's record are marked `notifyOwner` in the answer (the
+   * asking agent then tells the owner). Default: none (the daemon passes hub.json's list).
+   */
+  notifyOwnerOnHit?: ReadonlySet<QueryService>;
   /** The hub's clock (tests move it). */
   now?: () => number;
 }
@@ -157,6 +164,12 @@ export class DbService {
     return { request, from: envelope.from, id: envelope.id, envelopeSha256: createHash('sha256').update(msg.data).digest('hex') };
   }
 
+  /** `notifyOwner` when a record found is another country's and the service notifies owners. */
+  #notify(service: QueryService, from: string, found: readonly StoredRecord[]): { notifyOwner?: true } {
+    if (this.#o.notifyOwnerOnHit?.has(service) !== true) return {};
+    return found.some((r) => r.owner !== from) ? { notifyOwner: true } : {};
+  }
+
   /** Records a write (see {@link DbServiceOptions.audit}); reads are counted in metrics, not audited. */
   async #audit(checked: Checked, answer: QueryHit): Promise<void> {
     const { request } = checked;
@@ -184,11 +197,11 @@ export class DbService {
     switch (request.op) {
       case 'get': {
         const found = await store.get(request.service, request.key);
-        return { ...base, hit: found !== undefined, ...(found ? { result: found } : {}) };
+        return { ...base, hit: found !== undefined, ...(found ? { result: found } : {}), ...this.#notify(request.service, from, found ? [found] : []) };
       }
       case 'search': {
         const { records, truncated } = await store.searchNominal(request.normalized, request.limit);
-        return { ...base, hit: records.length > 0, results: records, truncated };
+        return { ...base, hit: records.length > 0, results: records, truncated, ...this.#notify(request.service, from, records) };
       }
       case 'put': {
         const { stored, replaced } = await store.put(request.service, request.key, request.record, from);
@@ -229,6 +242,8 @@ export interface StartDatabaseOptions {
   trust: VerifyEnvelopeOptions;
   /** The hub's audit log: writes are recorded there. */
   audit?: DbServiceOptions['audit'];
+  /** hub.json `databases.notifyOwnerOnHit`. */
+  notifyOwnerOnHit?: readonly QueryService[];
   replicas?: number;
 }
 
@@ -241,6 +256,7 @@ export async function startDatabaseServices(o: StartDatabaseOptions): Promise<Db
     log: o.log.child({ component: 'db' }),
     metrics: new DbMetrics(o.register),
     ...(o.audit === undefined ? {} : { audit: o.audit }),
+    ...(o.notifyOwnerOnHit === undefined ? {} : { notifyOwnerOnHit: new Set(o.notifyOwnerOnHit) }),
     verify: async (envelope) => {
       await verifyEnvelopeSignature(envelope, o.trust);
     },

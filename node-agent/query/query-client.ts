@@ -46,6 +46,12 @@ export interface QueryClientOptions {
    */
   isConnected?: () => boolean;
   timeoutMs?: number;
+  /**
+   * Told of every answer that asks for the owner to be notified (`notifyOwner`), before the
+   * answer is returned: the daemon sends the hit notices (`hit-notice.ts`). A failure there is
+   * the callee's to log; the lookup's answer stands.
+   */
+  onNotifyOwner?: (answer: QueryHit) => Promise<void>;
 }
 
 /** A refusal from the hub, with the hub's code (which need not be a QUERY_* one: `ENVELOPE_BAD_SIGNATURE`…). */
@@ -81,7 +87,9 @@ export class QueryClient implements QueryPort {
     } catch (err) {
       throw requestFailure(err, request.service, timeoutMs);
     }
-    return readAnswer(text);
+    const answer = readAnswer(text);
+    if (answer.notifyOwner === true) await this.#o.onNotifyOwner?.(answer);
+    return answer;
   }
 }
 

@@ -65,6 +65,19 @@ t.test(`query: ${RECORDS} SLTD records seeded, one looked up FR agent â†’ hub â†
   t.match(hit.json, { ok: true, service: 'sltd', op: 'get', hit: true, result: { owner: 'DE', record: wanted } });
   const miss = await query('FR', 'sltd', { key: { number: 'ZZ999999999', country: 'FR' } });
   t.same([miss.status, miss.json['hit']], [200, false], 'no hit is an answer, not an error');
+
+  // The record is DE's: DE is told of the hit by a message from FR, encrypted to DE.
+  let notices: { envelope: { from: string; kind: string; handling?: string; subject?: string }; plaintext?: string }[] = [];
+  await waitFor("DE's hit notice", async () => {
+    const res = await fetch(`${agents.DE.endpoints.localApiUrl}/v1/inbox?limit=100`, { headers: { authorization: `Bearer ${tokens.DE}` } });
+    const items = ((await res.json()) as { items: typeof notices }).items;
+    notices = items.filter((i) => i.envelope.from === 'FR' && i.plaintext?.includes('ncbnet-db-hit') === true);
+    return notices.length > 0;
+  }, 30_000, 200);
+  t.match(notices[0]?.envelope, { kind: 'message', handling: 'restricted' }, 'an ordinary message, encrypted end to end');
+  t.equal(notices[0]?.envelope.subject, undefined, 'nothing the hub can read says what was found');
+  t.match(JSON.parse(notices[0]?.plaintext ?? '{}'), { type: 'ncbnet-db-hit', service: 'sltd', key: { number: wanted.number, country: wanted.country }, by: 'FR' });
+  t.equal(notices.length, 1, 'one notice for one hit (none for the miss)');
 });
 
 t.test('query: the CLI prints a table and exits 0 on a hit, 2 on no hit, coded errors otherwise', async (t) => {

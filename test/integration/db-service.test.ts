@@ -55,13 +55,16 @@ const DE = await country('DE');
 
 const store = await DbStore.open({ nc: hubNc });
 const register = new Registry();
+/** Every service the file started (they all answer in the one queue group until stopped). */
+const running: DbService[] = [];
 function startService(log = pino({ level: 'silent' }), metrics?: DbMetrics): DbService {
   const service = new DbService({ nc: hubNc, store, log, ...(metrics ? { metrics } : {}), verify: async (e) => void (await verifyEnvelopeSignature(e, trust)) });
   service.start();
+  running.push(service);
   t.teardown(() => service.stop());
   return service;
 }
-const mainService = startService(pino({ level: 'silent' }), new DbMetrics(register));
+startService(pino({ level: 'silent' }), new DbMetrics(register));
 
 function envelopeFor(from: string, body: string, over: Partial<Envelope> = {}): Envelope {
   return { v: 1, id: newUlid(), kind: 'query', from, to: [from], priority: 'routine', created: new Date().toISOString(), body, ...over };
@@ -177,11 +180,12 @@ t.test('db: seeded records are found by key and by name, and the metrics count r
 });
 
 t.test('db: writes are audited by key hash (never the key), reads are not; an audit outage refuses the write', async (t) => {
-  // The last test of the file: the unaudited service leaves the queue group, so these answer all.
-  await mainService.stop();
+  // From here on the services started above leave the queue group, so each test's own answers all.
+  await Promise.all(running.map((s) => s.stop()));
   const audit = await AuditLog.open({ nc: hubNc, log: pino({ level: 'silent' }) });
   const audited = new DbService({ nc: hubNc, store, log: pino({ level: 'silent' }), audit, verify: async (e) => void (await verifyEnvelopeSignature(e, trust)) });
   audited.start();
+  await hubNc.flush(); // the server has the subscription before the first request
   const record = { serial: 'sn-77 001', make: 'Heckler & Koch', model: 'P7', status: 'stolen' as const };
   t.match(await ask(FR, { v: 1, service: 'firearms', op: 'put', record }), { ok: true });
   const keySha256 = createHash('sha256').update(kvKey('firearms', { serial: 'SN77001', make: 'HECKLERKOCH' })).digest('hex');
@@ -198,6 +202,22 @@ t.test('db: writes are audited by key hash (never the key), reads are not; an au
     verify: async (e) => void (await verifyEnvelopeSignature(e, trust)),
   });
   failing.start();
+  await hubNc.flush();
   t.teardown(() => failing.stop());
   t.match(await ask(FR, { v: 1, service: 'firearms', op: 'put', record }), { ok: false, code: 'QUERY_UNAVAILABLE' }, 'an unaudited write is answered as failed');
+});
+
+t.test("db: a hit on another country's record asks for its owner to be told, when the service is configured so", async (t) => {
+  const notifying = new DbService({ nc: hubNc, store, log: pino({ level: 'silent' }), notifyOwnerOnHit: new Set(['sltd'] as const), verify: async (e) => void (await verifyEnvelopeSignature(e, trust)) });
+  notifying.start();
+  await hubNc.flush();
+  t.teardown(() => notifying.stop());
+  const record = { ...passport, number: 'HN-000 001' };
+  t.match(await ask(FR, { v: 1, service: 'sltd', op: 'put', record }), { ok: true });
+  const key = { number: 'HN000001', country: 'FR' };
+  t.match(await ask(DE, { v: 1, service: 'sltd', op: 'get', key }), { ok: true, hit: true, notifyOwner: true }, "DE found FR's record: FR is to be told");
+  t.notOk((await ask(FR, { v: 1, service: 'sltd', op: 'get', key }) as { notifyOwner?: boolean }).notifyOwner, 'FR looking at its own record: nobody to tell');
+  t.notOk((await ask(DE, { v: 1, service: 'sltd', op: 'get', key: { number: 'HN000002', country: 'FR' } }) as { notifyOwner?: boolean }).notifyOwner, 'a miss: nobody to tell');
+  await ask(FR, { v: 1, service: 'smv', op: 'put', record: { vin: 'WVWZZZ1JZXW000777', make: 'Vw', colour: 'grey' } });
+  t.notOk((await ask(DE, { v: 1, service: 'smv', op: 'get', key: { vin: 'WVWZZZ1JZXW000777' } }) as { notifyOwner?: boolean }).notifyOwner, 'smv is not configured to notify');
 });
