@@ -57,14 +57,15 @@ const store = await DbStore.open({ nc: hubNc });
 const register = new Registry();
 /** Every service the file started (they all answer in the one queue group until stopped). */
 const running: DbService[] = [];
-function startService(log = pino({ level: 'silent' }), metrics?: DbMetrics): DbService {
+async function startService(log = pino({ level: 'silent' }), metrics?: DbMetrics): Promise<DbService> {
   const service = new DbService({ nc: hubNc, store, log, ...(metrics ? { metrics } : {}), verify: async (e) => void (await verifyEnvelopeSignature(e, trust)) });
   service.start();
   running.push(service);
   t.teardown(() => service.stop());
+  await hubNc.flush(); // the server has the queue subscription before anyone asks
   return service;
 }
-startService(pino({ level: 'silent' }), new DbMetrics(register));
+await startService(pino({ level: 'silent' }), new DbMetrics(register));
 
 function envelopeFor(from: string, body: string, over: Partial<Envelope> = {}): Envelope {
   return { v: 1, id: newUlid(), kind: 'query', from, to: [from], priority: 'routine', created: new Date().toISOString(), body, ...over };
@@ -158,8 +159,8 @@ t.test('db: a country cannot attribute a query to another, nor read the answer t
 t.test('db: the queue group spreads requests over several services, each answered once', async (t) => {
   const seen: string[] = [];
   const spy = (name: string) => pino({ level: 'info' }, { write: (line: string) => void (line.includes('record stored') && seen.push(name)) });
-  startService(spy('b'));
-  startService(spy('c'));
+  await startService(spy('b'));
+  await startService(spy('c'));
   const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => ask(FR, { v: 1, service: 'woa', op: 'put', record: { objectId: `Q${i}`, title: 'Still life' } })));
   t.equal(answers.filter((a) => a.ok).length, 60, 'every request answered');
   t.ok(seen.includes('b') && seen.includes('c'), `both extra members served some (${seen.length} of 60 went to them)`);
