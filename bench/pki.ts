@@ -25,7 +25,8 @@ function flag(name: string, fallback: number): number {
   return value;
 }
 
-const rounds = flag('rounds', 5);
+// BENCH_QUICK=1: the quick run a developer makes before touching a hot path (make bench, README).
+const rounds = flag('rounds', process.env['BENCH_QUICK'] === '1' ? 2 : 5);
 const ops = flag('ops', 300);
 const dir = await mkdtemp(join(tmpdir(), 'ncbnet-bench-pki-'));
 try {
