@@ -70,13 +70,14 @@ export function killSender(ctx: FaultContext): Promise<RowInput[]> {
 }
 
 const REDELIVERY = /duplicate delivery dropped/g;
-const STORED = /delivered to inbox/g;
+// Logged between the inbox's fsync and the ack to JetStream: the window this row aims at.
+const STORED = /stored in inbox, not yet acked/g;
 
 /**
  * kill -9 of the receiving agent DE while messages flow to it, `recipientKills` rounds. Each round
  * aims at the window between "stored in the inbox" and "acked to JetStream": DE is killed, a
  * backlog builds up for it at the hub, and the agent started again is killed a second time as soon
- * as it logs its first delivery of that backlog (while it is storing and acking the rest). The
+ * as it logs that it stored the first item of that backlog and has not acked it yet. The
  * window was hit when a later agent logs redeliveries its inbox dropped (JetStream redelivered
  * what a killed one had stored but not acked), or the application is offered an item again
  * whose ack never happened.

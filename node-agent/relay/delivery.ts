@@ -266,6 +266,8 @@ export class Delivery {
       m.nak(this.#opts.nakDelayMs);
       return;
     }
+    // Durable from here; a crash before the ack below means a redelivery the inbox drops.
+    if (outcome === 'stored') this.#log.debug({ id: envelope.id, seq: m.seq }, 'stored in inbox, not yet acked');
     if (outcome === 'stored' && this.#opts.onStored) {
       try {
         await this.#opts.onStored(envelope);
