@@ -6,16 +6,8 @@
 import type { FaultContext } from '../lib/context.js';
 import { underLoad, type FaultRun, type Injected } from '../lib/fault-run.js';
 import type { RowInput } from '../lib/report.js';
+import { alive } from '../../test/helpers/netns.js';
 import { waitFor } from '../../test/helpers/wait.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** kill -9 of nats-server: the hub restarts it; agents reconnect and nothing is lost. */
 export function killNatsServer(ctx: FaultContext): Promise<RowInput[]> {

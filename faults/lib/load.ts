@@ -10,6 +10,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Ledger } from './ledger.js';
+import { localApiCall } from '../../test/helpers/local-api-call.js';
 
 /** Where the applications find their agents (stable across restarts). */
 export interface LoadTarget {
@@ -36,21 +37,8 @@ interface Answer {
   json: unknown;
 }
 
-async function call(url: string, token: string, method: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(url, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json };
+function call(url: string, token: string, method: string, body?: unknown): Promise<Answer> {
+  return localApiCall(url, token, method, body, { timeoutMs: CALL_TIMEOUT_MS });
 }
 
 /** The recipients of message `i` from `from`. */

@@ -12,26 +12,15 @@ import { startAgentProcess, startHubProcess } from '../helpers/daemon-process.js
 import { canConnectTcp, netnsSkipReason, pollUntil } from '../helpers/netns.js';
 import { HUB_UNDERLAY, startNetnsNetwork } from '../helpers/netns-network.js';
 import { waitFor } from '../helpers/wait.js';
+import { localApiCall } from '../helpers/local-api-call.js';
 
 interface Json {
   [k: string]: unknown;
 }
 
 /** One HTTP call to an agent's local API (plain HTTP on the link into its namespace). */
-async function local(url: string, token: string | undefined, method: string, path: string, body?: unknown, raw?: string) {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
+function local(url: string, token: string | undefined, method: string, path: string, body?: unknown, raw?: string) {
+  return localApiCall(`${url}${path}`, token, method, body, raw === undefined ? {} : { raw });
 }
 
 // Hub and agents are restarted several times; well over tap's default per-file limit.

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { startLoopbackNetwork } from '../helpers/loopback-network.js';
+import { localApiCall } from '../helpers/local-api-call.js';
 
 t.setTimeout(300_000);
 
@@ -36,13 +37,8 @@ interface Answer {
   text: string;
 }
 async function call(cc: Cc, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(`${agents[cc].endpoints.localApiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${tokens[cc]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: JSON.parse(text) as Record<string, unknown>, text };
+  const answer = await localApiCall(`${agents[cc].endpoints.localApiUrl}${path}`, tokens[cc], method, body);
+  return { ...answer, json: answer.json as Record<string, unknown> };
 }
 const ask = (cc: Cc, key: string) => call(cc, 'POST', '/v1/b2b/FR/vehicles', { key });
 

@@ -19,6 +19,7 @@ import { DELIVER_STREAM, subjects } from '../../protocol/subjects.js';
 import { startAgentProcess } from '../helpers/daemon-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { startLoopbackNetwork } from '../helpers/loopback-network.js';
+import { localApiCall } from '../helpers/local-api-call.js';
 
 interface Json {
   [k: string]: unknown;
@@ -40,12 +41,8 @@ const { hubState, hub, rootPem, states, agents, tokens, admin } = await startLoo
 
 /** One call to a country's local API, as its NCB application makes it. */
 async function local(cc: Cc, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`${agents[cc].endpoints.localApiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${tokens[cc]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Json };
+  const answer = await localApiCall(`${agents[cc].endpoints.localApiUrl}${path}`, tokens[cc], method, body);
+  return { status: answer.status, json: answer.json as Json };
 }
 
 async function send(cc: Cc, draft: Json): Promise<string> {

@@ -23,6 +23,7 @@ import { runCli } from '../helpers/cli.js';
 import { scrape, valueOf } from '../helpers/prometheus-text.js';
 import { waitFor } from '../helpers/wait.js';
 import { startLoopbackNetwork } from '../helpers/loopback-network.js';
+import { localApiCall } from '../helpers/local-api-call.js';
 
 t.setTimeout(600_000);
 const RECORDS = Number(process.env["QUERY_E2E_RECORDS"] ?? 1_000_000);
@@ -38,12 +39,8 @@ interface Answer {
   json: Record<string, unknown>;
 }
 async function query(cc: Cc, service: string, body: unknown): Promise<Answer> {
-  const res = await fetch(`${agents[cc].endpoints.localApiUrl}/v1/query/${service}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${tokens[cc]}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const answer = await localApiCall(`${agents[cc].endpoints.localApiUrl}/v1/query/${service}`, tokens[cc], 'POST', body);
+  return { status: answer.status, json: answer.json as Record<string, unknown> };
 }
 
 // The hub operator's seeding, as `ncbnet db seed` does it (the CLI is run below on a small count).

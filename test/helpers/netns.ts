@@ -223,7 +223,8 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -10,6 +10,7 @@ import { localApiUsersPath } from '../../node-agent/local-api/users.js';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { startLoopbackNetwork } from '../helpers/loopback-network.js';
+import { localApiCall } from '../helpers/local-api-call.js';
 
 interface Json {
   [k: string]: unknown;
@@ -23,13 +24,8 @@ const { states, agents, tokens: admins } = await startLoopbackNetwork(t, { prefi
 
 /** One call to a country's local API with `token`, as an NCB application makes it. */
 async function call(cc: Cc, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json; text: string }> {
-  const res = await fetch(`${agents[cc].endpoints.localApiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: JSON.parse(text) as Json, text };
+  const answer = await localApiCall(`${agents[cc].endpoints.localApiUrl}${path}`, token, method, body);
+  return { ...answer, json: answer.json as Json };
 }
 
 /** `ncbnet-agent user add` on FR's state; resolves with the token it printed (its last line). */
