@@ -41,7 +41,7 @@ import {
 } from '../../protocol/query.js';
 import { subjects } from '../../protocol/subjects.js';
 import { verifyEnvelopeSignature, type VerifyEnvelopeOptions } from '../../protocol/signature.js';
-import type { AuditFields } from '../../protocol/audit.js';
+import { envelopeDigest, type AuditFields } from '../../protocol/audit.js';
 import { createHash } from 'node:crypto';
 import type { Registry as PromRegistry } from 'prom-client';
 import { DbMetrics, type DbResult } from './metrics.js';
@@ -161,7 +161,7 @@ export class DbService {
     await this.#o.verify(envelope);
     const request = parseQueryRequest(envelope.body ?? '');
     if (request.service !== name) throw new QueryError(QUERY_INVALID, `query for ${request.service} sent to ${QUERY_PREFIX}${name}`, { problems: [`service: must be ${name}, the subject's service (got ${JSON.stringify(request.service)})`] });
-    return { request, from: envelope.from, id: envelope.id, envelopeSha256: createHash('sha256').update(msg.data).digest('hex') };
+    return { request, from: envelope.from, id: envelope.id, data: msg.data };
   }
 
   /** `notifyOwner` when a record found is another country's and the service notifies owners. */
@@ -184,7 +184,7 @@ export class DbService {
         actor: checked.from,
         service: request.service,
         keySha256: createHash('sha256').update(kvKey(request.service, request.key)).digest('hex'),
-        envelopeSha256: checked.envelopeSha256,
+        envelopeSha256: envelopeDigest(checked.data),
       });
     } catch (err) {
       throw new QueryError(QUERY_UNAVAILABLE, 'the write could not be audited; retry it', { cause: err });
@@ -227,9 +227,9 @@ function resultOf(answer: QueryHit): DbResult {
 interface Checked {
   request: QueryRequest;
   from: string;
-  /** The envelope's id and the SHA-256 of its bytes, for the audit record. */
+  /** The envelope's id and bytes, for the audit record of a write (hashed only then). */
   id: string;
-  envelopeSha256: string;
+  data: Uint8Array;
 }
 
 /** What the daemon hands over to start the database services. */
