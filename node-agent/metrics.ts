@@ -155,7 +155,7 @@ export class AgentMetrics {
     this.#probes = new Counter({ name: 'ncbnet_agent_probes_answered_total', help: "The hub's synthetic probes answered on ncb.probe.<CC>.", registers: [r] });
     this.#storeDamaged = new Counter({
       name: 'ncbnet_agent_store_damaged_records_total',
-      help: 'Damaged records found when the relay opened its stores (journal lines skipped and copied aside, outbox files quarantined), by store.',
+      help: 'Damaged records found when the relay opened its stores (journal lines skipped and copied aside, damaged outbox records quarantined), by store.',
       labelNames: ['store'],
       registers: [r],
     });

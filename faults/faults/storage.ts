@@ -1,7 +1,7 @@
 /**
  * The agent's disk under load: its state disk full (ES's state is a small tmpfs, filled to the last
  * byte), then space back without a restart; and an agent restarted on damaged files (garbage
- * lines in the middle of its inbox and status journals, a torn last line, a garbage outbox file).
+ * lines in the middle of its inbox and status journals, a torn last line, a garbage line and a torn tail in the outbox's segment).
  */
 import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -105,9 +105,13 @@ export function damagedFiles(ctx: FaultContext): Promise<RowInput[]> {
         'DE status.jsonl': await damageJournal(join(de, 'status.jsonl'), garbage),
         'FR status.jsonl': await damageJournal(join(fr, 'status.jsonl'), garbage),
       };
-      await writeFile(join(fr, 'outbox', `${FOREIGN_ULID}.json`), '{"v": 1, "id": "torn');
-      await appendFile(join(fr, 'outbox', `${FOREIGN_ULID.slice(0, -1)}Y.json.tmp-1`), 'half written');
-      notes.push(`damaged: ${Object.entries(damaged).map(([f, ok]) => `${f}${ok ? '' : ' (was empty)'}`).join(', ')}, a garbage outbox file and a stray temp file`);
+      // The outbox is a segment log (node-agent/relay/outbox.ts): a garbage line (quarantined) then a
+      // torn append (cut off) at the end of its newest segment. Appended, not inserted: removal
+      // records name lines by offset, and shifting them would bring removed messages back.
+      const segments = (await readdir(join(fr, 'outbox'))).filter((n) => /^seg-\d{16}\.log$/.test(n)).sort();
+      const segment = join(fr, 'outbox', segments.at(-1) ?? 'seg-0000000000000001.log');
+      await appendFile(segment, `${garbage}\n{"v": 1, "id": "${FOREIGN_ULID}", "kind": "mess`, { mode: 0o600 });
+      notes.push(`damaged: ${Object.entries(damaged).map(([f, ok]) => `${f}${ok ? '' : ' (was empty)'}`).join(', ')}, a garbage line and a torn tail in FR's newest outbox segment`);
       // The outbox is on disk now; readiness needs the hub, so the link comes back before the restarts.
       await fn.setCountryLink('FR', true);
       linkDown = false;
@@ -130,7 +134,7 @@ export function damagedFiles(ctx: FaultContext): Promise<RowInput[]> {
       const quarantined = await readdir(join(fr, 'quarantine')).catch(() => [] as string[]);
       notes.push(`damaged lines kept aside: ${copies.join(', ') || 'none'}; outbox quarantine: ${quarantined.join(', ') || 'none'}`);
       if (copies.length < Object.values(damaged).filter(Boolean).length) failures['damaged journal lines not kept aside (<file>.damaged-<time>)'] = 1;
-      progress(`      FR and DE restarted on damaged files: ${copies.length} damaged copies, ${quarantined.length} quarantined outbox files`);
+      progress(`      FR and DE restarted on damaged files: ${copies.length} damaged copies, ${quarantined.length} quarantined outbox records`);
     } finally {
       if (linkDown) await fn.setCountryLink('FR', true);
       load.resume('DE');
