@@ -6,6 +6,7 @@ import {
   HANDLING_CODES,
   MAX_BODY_CHARS,
   MAX_ENCRYPTED_CHARS,
+  MAX_RECEIPT_ITEMS,
   NOTICE_COLOURS,
   RECEIPT_STATUSES,
   encodeEnvelope,
@@ -13,6 +14,7 @@ import {
   isUlid,
   newUlid,
   parseEnvelope,
+  receiptItems,
   ulidTime,
   type Envelope,
 } from './envelope.js';
@@ -151,6 +153,22 @@ t.test('envelope: kind rules for reply, receipt, deletion, content and handling,
     'receipt.of: must match pattern "^[0-7][0-9A-HJKMNP-TV-Z]{25}$" (got "x")',
   ]);
   t.same(envelopeProblems(valid({ kind: 'message', notice: undefined, receipt: { of, status: 'read' } })), ['receipt: only allowed when kind is receipt (got "message")']);
+
+  // Batched receipts: `more` carries further receipts to the same sender in the same envelope.
+  const more = Array.from({ length: 3 }, () => ({ of: newUlid(), status: 'delivered' as const }));
+  const batch = { ...receipt, receipt: { of, status: 'delivered' as const, more } };
+  t.same(envelopeProblems(batch), [], 'a batch of receipts');
+  t.same(receiptItems(batch), [{ of, status: 'delivered' }, ...more], 'receiptItems lists the first, then `more`, in order');
+  t.same(receiptItems(receipt), [{ of, status: 'delivered' }], 'one receipt');
+  t.same(receiptItems(valid()), [], 'none for another kind');
+  t.same(envelopeProblems({ ...batch, receipt: { ...batch.receipt, more: [more[0], { of: id, status: 'read' }] } }), [
+    `receipt.more[1].of: must name another message than the receipt itself (got "${id}")`,
+  ]);
+  t.same(envelopeProblems({ ...batch, receipt: { ...batch.receipt, more: [{ of, status: 'read', more: [] }] } }), ['receipt.more[0].more: unknown key']);
+  t.same(envelopeProblems({ ...batch, receipt: { ...batch.receipt, more: [] } }), ['receipt.more: must not have fewer than 1 items (got [])']);
+  const tooMany = Array.from({ length: MAX_RECEIPT_ITEMS }, () => ({ of: newUlid(), status: 'read' as const }));
+  t.same(envelopeProblems({ ...batch, receipt: { ...batch.receipt, more: tooMany } }).length, 1, `at most ${MAX_RECEIPT_ITEMS} receipts in one envelope`);
+  t.same(envelopeProblems({ ...batch, receipt: { ...batch.receipt, more: tooMany.slice(1) } }), [], `exactly ${MAX_RECEIPT_ITEMS} is fine`);
 
   const deletion = valid({ ...forKind('deletion'), id, deletes: of, reason: 'RETENTION_EXPIRED' });
   t.same(envelopeProblems(deletion), [], 'a deletion may say why');

@@ -46,6 +46,8 @@ export const HANDLING_CODES = ['public', 'restricted', 'confidential'] as const;
 export type HandlingCode = (typeof HANDLING_CODES)[number];
 /** What a receipt says happened to the message it names. */
 export const RECEIPT_STATUSES = ['delivered', 'read', 'rejected', 'deleted'] as const;
+/** Most receipts one receipt envelope carries (`receipt` and its `more`); ~70 bytes each. */
+export const MAX_RECEIPT_ITEMS = 256;
 /** Longest `encrypted` (base64 CMS) in characters: no longer than the envelope itself may be. */
 export const MAX_ENCRYPTED_CHARS = MAX_ENVELOPE_BYTES;
 /** Longest `sigCert` (base64 DER) in characters; a P-256 leaf is under 1 KiB, so this is generous. */
@@ -67,6 +69,8 @@ const AllCountriesSchema = Type.Literal(ALL_COUNTRIES);
 const BASE64_PATTERN = '^[A-Za-z0-9+/]+={0,2}$';
 /** A reason is an error code of the `<AREA>_<WHAT>` form (`ENVELOPE_INVALID`, `RETENTION_EXPIRED`). */
 const ReasonSchema = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$', description: 'reason code, <AREA>_<WHAT>' });
+/** One receipt: what happened to message `of` at the recipient (`reason` a code, for `rejected` and `deleted`). */
+const RECEIPT_ITEM_FIELDS = { of: UlidSchema, status: Type.Enum([...RECEIPT_STATUSES]), reason: Type.Optional(ReasonSchema) };
 /**
  * base64url of the 64-byte IEEE P1363 `r || s` ECDSA P-256 signature, unpadded: 86 characters, the
  * last one holding 2 bits and 4 zero bits, so each signature has exactly one spelling.
@@ -94,9 +98,19 @@ const FIELDS = {
   body: Type.Optional(Type.String({ maxLength: MAX_BODY_CHARS })),
   /** base64 CMS EnvelopedData (DER) to the recipients' certificates, instead of `body`. */
   encrypted: Type.Optional(Type.String({ pattern: BASE64_PATTERN, maxLength: MAX_ENCRYPTED_CHARS })),
-  /** Kind `receipt` only: what happened to message `of` at the recipient. */
+  /**
+   * Kind `receipt` only: what happened to message `of` at the recipient; `more` carries further
+   * receipts to the same sender in the same signed envelope (an agent batches the receipts of a
+   * burst, {@link MAX_RECEIPT_ITEMS} at most in all; see {@link receiptItems}).
+   */
   receipt: Type.Optional(
-    Type.Object({ of: UlidSchema, status: Type.Enum([...RECEIPT_STATUSES]), reason: Type.Optional(ReasonSchema) }, { additionalProperties: false }),
+    Type.Object(
+      {
+        ...RECEIPT_ITEM_FIELDS,
+        more: Type.Optional(Type.Array(Type.Object(RECEIPT_ITEM_FIELDS, { additionalProperties: false }), { minItems: 1, maxItems: MAX_RECEIPT_ITEMS - 1 })),
+      },
+      { additionalProperties: false },
+    ),
   ),
   /** Kind `deletion` only: the id of the message every recipient must purge. */
   deletes: Type.Optional(UlidSchema),
@@ -115,6 +129,20 @@ export const EnvelopeSchema = Type.Object(FIELDS, STRICT);
 
 /** A validated envelope. */
 export type Envelope = Static<typeof EnvelopeSchema>;
+/** One receipt of a receipt envelope, as {@link receiptItems} lists them. */
+export type ReceiptItem = Omit<NonNullable<Envelope['receipt']>, 'more'>;
+
+/**
+ * Every receipt a receipt envelope carries, in order: `receipt` itself, then its `more`. Empty
+ * for any other kind. Consumers (the sender's status store, the hub's urgent watch and delivery
+ * metrics) read receipts only through this, so a batched envelope counts as its receipts.
+ */
+export function receiptItems(envelope: Envelope): ReceiptItem[] {
+  const receipt = envelope.receipt;
+  if (envelope.kind !== 'receipt' || receipt === undefined) return [];
+  const { more, ...first } = receipt;
+  return more === undefined ? [first] : [first, ...more];
+}
 
 // A union reports one problem per branch ("must be string", "must be equal to constant", "must
 // match a schema in anyOf"); checking against the branch the value's shape selects reports only the
@@ -199,6 +227,9 @@ function kindProblems(value: Envelope): string[] {
       problems.push(`to: a receipt goes to exactly one country, the original sender (got ${describeValue(value.to)})`);
     }
     if (value.receipt !== undefined && value.receipt.of === value.id) problems.push(`receipt.of: must name another message than the receipt itself (got ${describeValue(value.receipt.of)})`);
+    value.receipt?.more?.forEach((item, i) => {
+      if (item.of === value.id) problems.push(`receipt.more[${i}].of: must name another message than the receipt itself (got ${describeValue(item.of)})`);
+    });
     for (const key of ['body', 'encrypted'] as const) {
       if (value[key] !== undefined) problems.push(`${key}: not allowed when kind is receipt, which carries no content (got ${describeValue(value[key])})`);
     }

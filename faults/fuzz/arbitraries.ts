@@ -24,6 +24,12 @@ const chars = (alphabet: string, n: number) => fc.array(fc.constantFrom(...alpha
 
 /** A ULID drawn by fast-check: 10 time characters (first ≤ 7) then 16 random ones. */
 export const ulidArb: fc.Arbitrary<string> = fc.tuple(fc.constantFrom(...'01234567'), chars(CROCKFORD, 25)).map(([a, b]) => a + b);
+/** The fields of one receipt (`receipt` itself and each of its `more`). */
+const receiptItemArbs = {
+  of: ulidArb,
+  status: fc.constantFrom(...RECEIPT_STATUSES),
+  reason: fc.option(fc.constantFrom('ENVELOPE_INVALID', 'PKI_CMS_NOT_RECIPIENT'), { nil: undefined }),
+};
 
 /** An RFC 3339 time, UTC or with an offset, between 2001 and 2099. */
 export const timeArb: fc.Arbitrary<string> = fc
@@ -81,7 +87,13 @@ export const envelopeArb: fc.Arbitrary<Envelope> = fc
       fc.record({
         kind: fc.constant('receipt'),
         to: fc.constantFrom(...COUNTRIES).map((c) => [c]),
-        receipt: fc.record({ of: ulidArb, status: fc.constantFrom(...RECEIPT_STATUSES), reason: fc.option(fc.constantFrom('ENVELOPE_INVALID', 'PKI_CMS_NOT_RECIPIENT'), { nil: undefined }) }).map(compact),
+        receipt: fc
+          .record({
+            ...receiptItemArbs,
+            // A batch: further receipts to the same sender in the same envelope.
+            more: fc.option(fc.array(fc.record(receiptItemArbs).map(compact), { minLength: 1, maxLength: 4 }), { nil: undefined }),
+          })
+          .map(compact),
       }),
     ),
     fc.option(fc.integer({ min: 1, max: 30 * 86_400_000 }), { nil: undefined }),
@@ -91,7 +103,9 @@ export const envelopeArb: fc.Arbitrary<Envelope> = fc
     const env: Record<string, unknown> = { v: 1, ...header, ...rest, ...(content ?? {}) };
     if (expiresInMs !== undefined) env['expires'] = new Date(Date.parse(header.created) + expiresInMs).toISOString();
     // Self-references are refused (a deletion of itself, a receipt about itself): astronomically unlikely, but keep it valid.
-    if (env['deletes'] === env['id'] || (env['receipt'] as { of?: string } | undefined)?.of === env['id']) env['id'] = `0${String(env['id']).slice(1)}`;
+    const receipt = env['receipt'] as { of: string; more?: { of: string }[] } | undefined;
+    const named = [env['deletes'], receipt?.of, ...(receipt?.more ?? []).map((r) => r.of)];
+    if (named.includes(env['id'])) env['id'] = `0${String(env['id']).slice(1)}`;
     return compact(env) as unknown as Envelope;
   });
 

@@ -14,8 +14,7 @@
  * (no heartbeat, no handshake) or a value a failed source could not give is absent, never 0.
  */
 import { Counter, Gauge, Histogram, type Registry as PromRegistry } from 'prom-client';
-import type { Envelope } from '../../protocol/envelope.js';
-import { ulidTime } from '../../protocol/envelope.js';
+import { receiptItems, ulidTime, type Envelope } from '../../protocol/envelope.js';
 import type { EnrollmentStats } from '../enrollment/service.js';
 import type { CountryRecord, CountryStatus } from '../registry/record.js';
 import type { RegistryChange } from '../registry/registry.js';
@@ -279,14 +278,18 @@ export class HubMetrics {
     this.#members = now;
   }
 
-  /** A `delivered` receipt: the recipient (`from`) stored `receipt.of` at `created`. */
+  /**
+   * `delivered` receipts: the recipient (`from`) stored each one's `of` by `created` (a batched
+   * envelope is made when its batch is flushed, a few milliseconds at most after the store).
+   */
   #receipt(receipt: Envelope): void {
-    if (receipt.receipt?.status !== 'delivered') return;
-    const sentMs = ulidTime(receipt.receipt.of);
+    if (!this.#isMember(receipt.from)) return;
     const storedMs = Date.parse(receipt.created);
-    const delta = storedMs - sentMs;
-    // Two clocks (sender's id, recipient's receipt): a negative time is skew, not a delivery.
-    if (!Number.isFinite(delta) || delta < 0 || !this.#isMember(receipt.from)) return;
-    this.#delivery.observe({ country: receipt.from }, seconds(delta));
+    for (const item of receiptItems(receipt)) {
+      if (item.status !== 'delivered') continue;
+      const delta = storedMs - ulidTime(item.of);
+      // Two clocks (sender's id, recipient's receipt): a negative time is skew, not a delivery.
+      if (Number.isFinite(delta) && delta >= 0) this.#delivery.observe({ country: receipt.from }, seconds(delta));
+    }
   }
 }

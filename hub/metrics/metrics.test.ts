@@ -114,14 +114,17 @@ t.test('metrics: series for members only, never-happened times absent, revoked c
   const receipt = (status: 'delivered' | 'read') => ({ v: 1 as const, id: newUlid(), kind: 'receipt' as const, from: 'DE', to: ['FR'], priority: 'routine' as const, created: new Date(Date.parse(at) + 1500).toISOString(), receipt: { of: newUlid(Date.parse(at)), status } });
   m.routerStats.onReceipt?.(receipt('delivered'));
   m.routerStats.onReceipt?.(receipt('read'));
+  // A batched envelope: each delivered receipt in it is one delivery time (the read one is not).
+  const batch = receipt('delivered');
+  m.routerStats.onReceipt?.({ ...batch, receipt: { ...batch.receipt, more: [{ of: newUlid(Date.parse(at) + 500), status: 'delivered' }, { of: newUlid(Date.parse(at)), status: 'read' }] } });
   let text = await m.register.metrics();
   t.match(text, /^ncbnet_country_last_seen_timestamp_seconds\{country="FR"\} 1000$/m);
   t.notMatch(text, /ncbnet_country_last_seen_timestamp_seconds\{country="DE"\}/, 'DE never heard from: absent');
   t.match(text, /^ncbnet_certificate_expiry_timestamp_seconds\{country="FR"\} 1769904000$/m);
   t.notMatch(text, /ncbnet_certificate_expiry_timestamp_seconds\{country="IT"\}/);
   t.match(text, /^ncbnet_messages_total\{country="DE",direction="received"\} 1$/m);
-  t.match(text, /^ncbnet_delivery_seconds_sum\{country="DE"\} 1\.5$/m, 'delivery time from the delivered receipt');
-  t.match(text, /^ncbnet_delivery_seconds_count\{country="DE"\} 1$/m, 'read receipts are not deliveries');
+  t.match(text, /^ncbnet_delivery_seconds_sum\{country="DE"\} 4$/m, 'delivery times from the delivered receipts: 1.5 + 1.5 + 1');
+  t.match(text, /^ncbnet_delivery_seconds_count\{country="DE"\} 3$/m, 'read receipts are not deliveries');
   t.match(text, /^ncbnet_messages_total\{country="IT",direction="sent"\} 0$/m, 'zero series for members');
   t.match(text, /^ncbnet_country_connected\{country="DE"\} 0$/m);
   countries = [countries[0] as CountryRecord, record('DE', 'revoked'), record('IT', 'pending')];

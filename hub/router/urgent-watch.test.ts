@@ -54,6 +54,26 @@ t.test('urgent watch: each recipient not confirmed by the deadline is logged and
   t.equal(w.tracked(), 0, 'forgotten once everyone confirmed');
 });
 
+t.test('urgent watch: one batched receipt envelope confirms every watched message it names', async (t) => {
+  const { w, clock, overdue } = watch();
+  const [a, b, c] = [urgent(), urgent(), urgent()];
+  for (const m of [a, b, c]) w.routed(m, ['DE', 'IT']);
+  const batch: Envelope = { ...receipt(a, 'DE', 'delivered'), receipt: { of: a.id, status: 'delivered', more: [{ of: b.id, status: 'read' }, { of: c.id, status: 'rejected', reason: 'PKI_CMS_NOT_RECIPIENT' }] } };
+  w.routed(batch, ['FR']);
+  clock.ms += 1_000;
+  w.check();
+  t.same(
+    overdue.sort(),
+    [
+      ['FR', 'DE'],
+      ['FR', 'IT'],
+      ['FR', 'IT'],
+      ['FR', 'IT'],
+    ],
+    'DE confirmed a and b in one envelope; its rejection of c is not a delivery',
+  );
+});
+
 t.test('urgent watch: routine messages, receipts and deletions are never watched; a deletion forgets its message', async (t) => {
   const { w, clock, warns } = watch();
   w.routed(urgent({ priority: 'routine' }), ['DE']);

@@ -15,7 +15,7 @@
  * {@link UrgentWatchOptions.maxTracked} (default 10 000) are watched.
  */
 import type { Logger } from 'pino';
-import type { Envelope } from '../../protocol/envelope.js';
+import { receiptItems, type Envelope } from '../../protocol/envelope.js';
 
 /** Metric callbacks; the metrics module turns them into series (no prom-client here yet). */
 export interface UrgentWatchStats {
@@ -174,22 +174,24 @@ export class UrgentWatch {
   }
 
   #receipt(receipt: Envelope): void {
-    const status = receipt.receipt?.status;
-    const of = receipt.receipt?.of;
     // A receipt goes to exactly one country: the original's sender (protocol/envelope.ts).
     const originalFrom = Array.isArray(receipt.to) ? receipt.to[0] : undefined;
-    if (status === undefined || of === undefined || originalFrom === undefined || !CONFIRMING.has(status)) return;
-    const key = keyOf(originalFrom, of);
+    if (originalFrom === undefined) return;
+    for (const { of, status } of receiptItems(receipt)) if (CONFIRMING.has(status)) this.#confirm(receipt.from, keyOf(originalFrom, of), status);
+  }
+
+  /** `to` confirmed the watched message `key` with a receipt saying `status`. */
+  #confirm(to: string, key: string, status: string): void {
     const w = this.#watched.get(key);
-    const state = w?.pending.get(receipt.from);
+    const state = w?.pending.get(to);
     if (w === undefined || state === undefined) return;
-    w.pending.delete(receipt.from);
+    w.pending.delete(to);
     if (state.isOverdue) {
       this.#overdue--;
       const ageMs = this.#now() - w.routedAtMs;
-      this.#log.info({ id: w.id, from: w.from, to: receipt.from, ageMs, status }, 'urgent message delivered after deadline');
+      this.#log.info({ id: w.id, from: w.from, to: to, ageMs, status }, 'urgent message delivered after deadline');
       try {
-        this.#stats?.onUrgentDeliveredLate?.(w.from, receipt.from, ageMs);
+        this.#stats?.onUrgentDeliveredLate?.(w.from, to, ageMs);
       } catch (err) {
         this.#log.error({ err }, 'urgent stats callback failed');
       }

@@ -1,15 +1,16 @@
 // The relay without a broker: what submit accepts and refuses, what it writes, and how open()
 // reconciles the stores after a crash. The NATS side is proven in test/integration/agent-relay.test.ts.
-import { readFile, readdir, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import t from 'tap';
-import { newUlid, parseEnvelope, type Envelope } from '../../protocol/envelope.js';
+import { newUlid, parseEnvelope, receiptItems, type Envelope } from '../../protocol/envelope.js';
 import { startNatsServerForTest } from '../../test/helpers/nats-server.js';
 import { tempDir } from '../../test/helpers/tmpdir.js';
 import { waitFor } from '../../test/helpers/wait.js';
 import { Inbox } from './inbox.js';
+import { Outbox } from './outbox.js';
 import { STATUS_FILE } from './status.js';
 import { Relay } from './relay.js';
 import type { MessageDraft } from './types.js';
@@ -44,6 +45,11 @@ t.test('relay: submit builds the envelope (id, from, created, default priority) 
   await reopened.stop();
 });
 
+/** The relay's outbox on disk, opened again as the next run would. */
+function openOutbox(stateDir: string): Promise<Outbox> {
+  return Outbox.open({ dir: join(stateDir, 'relay', 'outbox'), quarantineDir: join(stateDir, 'relay', 'quarantine'), log });
+}
+
 t.test('relay: bad drafts are refused with a code and change nothing', async (t) => {
   const stateDir = await tempDir(t);
   const relay = await Relay.open({ country: 'FR', stateDir, log, maxEnvelopeBytes: 2048 });
@@ -55,8 +61,8 @@ t.test('relay: bad drafts are refused with a code and change nothing', async (t)
   await t.rejects(relay.submit(draft({ body: 'x'.repeat(4096) })), { code: 'ENVELOPE_TOO_LARGE' });
   await t.rejects(relay.submit(draft({ expires: '2000-01-01T00:00:00Z' })), { code: 'ENVELOPE_INVALID', problems: [/expires: must be after created/] });
   t.equal(relay.outboxDepth(), 0);
-  t.same(await readdir(join(stateDir, 'relay', 'outbox')), []);
   await relay.stop();
+  t.equal((await openOutbox(stateDir)).size, 0, 'nothing reached the outbox on disk');
   await relay.stop(); // idempotent
   await t.rejects(relay.submit(draft()), { code: 'RELAY_STOPPED' });
   await t.rejects(relay.ack('01ARZ3NDEKTSV4RRFFQ69G5FAV'), { code: 'RELAY_STOPPED' });
@@ -101,6 +107,28 @@ t.test('relay: publish failures are retried with back-off and lose nothing; a cl
   await t.rejects(other.attach(nc), { code: 'RELAY_STOPPED' });
 });
 
+t.test('relay: read receipts of acks made together share envelopes, one sender each, every receipt once', async (t) => {
+  const stateDir = await tempDir(t);
+  const originals: Envelope[] = ['FR', 'FR', 'FR', 'FR', 'IT'].map((from) => ({ v: 1, id: newUlid(), kind: 'message', from, to: ['DE'], priority: 'routine', created: new Date().toISOString(), body: 'hello' }));
+  const inbox = await Inbox.open({ dir: join(stateDir, 'relay'), log });
+  for (const o of originals) await inbox.put(o);
+  inbox.close();
+  const relay = await Relay.open({ country: 'DE', stateDir, log });
+  await Promise.all(originals.map((o) => relay.ack(o.id)));
+  // The first ack's journal write runs alone; the others wait for it and share the next fsync,
+  // so their receipts are queued in one turn: FR's first alone, then FR's three in one envelope.
+  t.ok(relay.outboxDepth() <= 3, `${relay.outboxDepth()} envelopes for five receipts`);
+  const outbox = await openOutbox(stateDir);
+  const envelopes = (await Promise.all(relay.outboxIds().map(async (id) => (await outbox.read(id))?.envelope))).filter((e) => e !== undefined);
+  const carried = envelopes.flatMap((e) => receiptItems(e).map((r) => [e.to[0], r.of, r.status]));
+  t.same(
+    carried.sort(),
+    originals.map((o) => [o.from, o.id, 'read']).sort(),
+    'each receipt once, in an envelope to its sender',
+  );
+  await relay.stop();
+});
+
 t.test('relay: the first ack of an inbox item queues one signed read receipt to its sender', async (t) => {
   const stateDir = await tempDir(t);
   // A message DE's relay stored earlier (as the delivery loop does).
@@ -116,7 +144,7 @@ t.test('relay: the first ack of an inbox item queues one signed read receipt to 
   await relay.ack(original.id);
   t.equal(relay.outboxDepth(), 1, 'one receipt, however many acks');
   const [receiptId] = relay.outboxIds();
-  const receipt = parseEnvelope(await readFile(join(stateDir, 'relay', 'outbox', `${receiptId ?? ''}.json`)));
+  const receipt = parseEnvelope((await (await openOutbox(stateDir)).read(receiptId ?? ''))?.bytes ?? '');
   t.same(receipt, { v: 1, id: receiptId, kind: 'receipt', from: 'DE', to: ['FR'], priority: 'routine', handling: 'public', created: receipt.created, receipt: { of: original.id, status: 'read' }, sig });
   t.equal(relay.status(receiptId ?? ''), undefined, 'receipts keep no status record');
   await relay.stop();

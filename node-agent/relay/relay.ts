@@ -28,6 +28,7 @@ import { RELAY_BAD_DRAFT, RELAY_BAD_OPTIONS, RELAY_CONNECTION_CLOSED, RELAY_ENCR
 import { nextUlid } from './ids.js';
 import { Inbox, type PutOutcome } from './inbox.js';
 import { Outbox } from './outbox.js';
+import { Receipts } from './receipts.js';
 import { StatusStore } from './status.js';
 import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort, type RelayStats } from './types.js';
 import type { RetryBackoff } from './wakeup.js';
@@ -51,6 +52,8 @@ export interface RelayOptions {
   deliveryConcurrency?: number;
   /** Submissions published at once, awaiting JetStream's acks (default 32; see `drain.ts`). */
   drainWindow?: number;
+  /** Most receipts one receipt envelope carries (default 256; 1 sends one envelope per receipt). */
+  maxReceiptsPerEnvelope?: number;
   /** How long acked inbox items stay listable (default 7 days). */
   ackedRetentionMs?: number;
   /** How long received ids are remembered for dedup (default 35 days, above DELIVER's 30-day max age). */
@@ -94,6 +97,7 @@ export class Relay implements RelayPort {
   readonly #inbox: Inbox;
   readonly #status: StatusStore;
   readonly #events: HubEvents;
+  readonly #receipts: Receipts;
   #lastId: string | undefined;
   #attachment: Attachment | undefined;
   #isConnected = false;
@@ -109,6 +113,15 @@ export class Relay implements RelayPort {
     const probes = new ProbeResponder({ country: opts.country, log: opts.log, onAnswered: () => opts.stats?.probeAnswered?.() });
     this.#events = new HubEvents({ log, status, probes });
     this.#lastId = outbox.list().at(-1);
+    this.#receipts = new Receipts({
+      country: opts.country,
+      inbox,
+      status,
+      log,
+      queue: (fields) => this.#queue(fields),
+      wake: () => this.#attachment?.drain.wake(),
+      ...pick(opts, 'stats', 'maxReceiptsPerEnvelope'),
+    });
   }
 
   /**
@@ -176,13 +189,13 @@ export class Relay implements RelayPort {
       retry,
       ...(this.#opts.verify ? { verify: this.#opts.verify } : {}),
       ...(this.#opts.decryptBody ? { decrypt: this.#opts.decryptBody } : {}),
-      onReceipt: (envelope) => this.#onReceipt(envelope),
+      onReceipt: (envelope) => this.#receipts.record(envelope),
       onStored: (envelope) => {
         this.#opts.stats?.messageReceived?.();
-        return this.#sendReceipt(envelope, 'delivered');
+        return this.#receipts.answer(envelope, 'delivered');
       },
-      onUndecryptable: (envelope, code) => this.#refuse(envelope, code),
-      onDeletion: (envelope) => this.#onDeletion(envelope),
+      onUndecryptable: (envelope, code) => this.#receipts.refuse(envelope, code),
+      onDeletion: (envelope) => this.#receipts.applyDeletion(envelope),
     });
     const events = nc.subscribe(subjects.event(this.#country), {
       callback: (err, msg) => {
@@ -255,67 +268,6 @@ export class Relay implements RelayPort {
     return envelope;
   }
 
-  /**
-   * Queues a receipt telling `original`'s sender what happened to it here. Never about a receipt
-   * (the relay takes those out of the delivery path before they could get here), nor about a
-   * deletion, whose one receipt is the `deleted` one about the message it named.
-   */
-  async #sendReceipt(original: Envelope, state: 'delivered' | 'read'): Promise<void> {
-    // A note this agent made for its own NCB ({@link putLocal}) has nobody to tell.
-    if (original.kind === 'receipt' || original.kind === 'deletion' || original.from === this.#country) return;
-    await this.#queueReceipt(original.from, { of: original.id, status: state });
-  }
-
-  /**
-   * Receipts get no status record: nobody asks for the status of a receipt (the application never
-   * learns its id), and the record cost two fsynced journal appends per received message (queued,
-   * submitted). The outbox file alone makes it durable; a rejection of one by the router is logged
-   * as one for an unknown message.
-   */
-  async #queueReceipt(to: string, receipt: NonNullable<Envelope['receipt']>): Promise<void> {
-    const { id } = await this.#queue({ kind: 'receipt', to: [to], priority: 'routine', handling: 'public', receipt });
-    this.#attachment?.drain.wake();
-    this.#log.info({ id, of: receipt.of, to, state: receipt.status, reason: receipt.reason }, 'receipt queued');
-  }
-
-  /** A delivery this agent cannot use (e.g. not encrypted to our key): tell the sender, with the code. */
-  async #refuse(envelope: Envelope, code: string): Promise<void> {
-    if (envelope.kind === 'receipt') return;
-    await this.#queueReceipt(envelope.from, { of: envelope.id, status: 'rejected', reason: code });
-  }
-
-  /**
-   * A deletion from the originator: erase the message it names from the inbox (content gone from
-   * the journal), keep the deletion itself so the NCB's application learns of it, and confirm with
-   * one `deleted` receipt. A deletion from another country than the originator changes nothing and
-   * is refused (`DELETION_NOT_ORIGINATOR`; the hub's router refuses those before they get here).
-   * A redelivered deletion finds itself stored already and sends no second receipt.
-   */
-  async #onDeletion(envelope: Envelope): Promise<void> {
-    const target = envelope.deletes;
-    if (target === undefined) return; // parseEnvelope requires it for kind deletion
-    if (this.#inbox.has(envelope.id)) return;
-    const outcome = await this.#inbox.purge(target, envelope.from);
-    if (outcome === 'not-originator') {
-      this.#log.warn({ id: envelope.id, deletes: target, from: envelope.from }, 'deletion from a country that did not send the message, refused');
-      await this.#queueReceipt(envelope.from, { of: envelope.id, status: 'rejected', reason: 'DELETION_NOT_ORIGINATOR' });
-      return;
-    }
-    const put = await this.#inbox.put(envelope);
-    if (put === 'stored') this.#opts.stats?.messageReceived?.();
-    this.#log.info({ id: envelope.id, deletes: target, from: envelope.from, outcome, reason: envelope.reason }, 'message deleted on its originator\'s order');
-    if (put === 'stored') await this.#queueReceipt(envelope.from, { of: target, status: 'deleted', ...(envelope.reason === undefined ? {} : { reason: envelope.reason }) });
-  }
-
-  /** A receipt from a recipient: record it in the status of the message it names. */
-  async #onReceipt(envelope: Envelope): Promise<void> {
-    const receipt = envelope.receipt;
-    if (receipt === undefined) return; // parseEnvelope requires it for kind receipt
-    const status = await this.#status.markReceipt(receipt.of, envelope.from, receipt.status, envelope.created, receipt.reason);
-    if (status === undefined) this.#log.warn({ id: envelope.id, of: receipt.of, from: envelope.from, state: receipt.status }, 'receipt for an unknown message ignored');
-    else this.#log.info({ of: receipt.of, from: envelope.from, state: receipt.status }, 'receipt recorded');
-  }
-
   status(id: string): MessageStatus | undefined {
     return this.#status.get(id);
   }
@@ -333,7 +285,7 @@ export class Relay implements RelayPort {
     const { item, isNew } = await this.#inbox.acknowledge(id);
     if (isNew) {
       try {
-        await this.#sendReceipt(item.envelope, 'read');
+        await this.#receipts.answer(item.envelope, 'read');
       } catch (err) {
         // The ack itself is durable; failing it now would make the app retry an ack that is done.
         this.#log.error({ err, id }, 'read receipt not queued');
