@@ -81,6 +81,7 @@ const BY_CODE: Readonly<Record<string, number>> = {
   LOCAL_USER_BAD_NAME: EXIT.usage,
   LOCAL_USER_IN_TOKENS_FILE: EXIT.dataErr,
   LOCAL_USERS_MALFORMED: EXIT.config,
+  LOCAL_USERS_LOCKED: EXIT.tempFail,
   RELAY_STORAGE_FULL: EXIT.tempFail,
   // Database services (protocol/query.ts) and B2B databases (protocol/b2b.ts).
   QUERY_BAD_KEY: EXIT.dataErr,

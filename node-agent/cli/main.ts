@@ -15,7 +15,7 @@ const EXIT_HELP = `
 Exit codes:
   0   success              64  bad flags or arguments   65  input refused (bad message, unknown recipient)
   2   query: no hit        66  not enrolled, unknown message id, user or missing file
-  69  agent or hub unreachable, or not ready             75  temporary: timeout, agent disk full; retry
+  69  agent or hub unreachable, or not ready             75  temporary: timeout, disk full, users file busy; retry
   73  already enrolled (use --force), user exists        77  token refused, file permissions, role forbids it
   78  bad configuration                                 1   unexpected error`;
 

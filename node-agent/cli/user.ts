@@ -38,7 +38,8 @@ function withState(cmd: Command): Command {
  * `ncbnet-agent user add|list|remove`: the local API's users with roles (issue 8), in
  * `DIR/local-api.users.json`. Works on the files, not through the API, so it needs no running
  * agent; a running agent picks a change up on its next request. Run it as the agent's user
- * (`sudo -u ncbnet …`): the file is 0600 and the agent must be able to read it.
+ * (`sudo -u ncbnet …`): the file is 0600 and the agent must be able to read it. Changes hold
+ * `local-api.users.json.lock` (`pki/file-lock.ts`), so concurrent runs lose no user.
  */
 export function registerUserCommand(program: Command): void {
   const user = program.command('user').description(`local API users and their roles (${ROLES.join(', ')})`);

@@ -49,6 +49,8 @@ export const LOCAL_USER_BAD_ROLE = 'LOCAL_USER_BAD_ROLE';
 export const LOCAL_USER_BAD_NAME = 'LOCAL_USER_BAD_NAME';
 /** `user remove`: the name is an entry of the tokens file, which only its operators edit. */
 export const LOCAL_USER_IN_TOKENS_FILE = 'LOCAL_USER_IN_TOKENS_FILE';
+/** `user add|remove`: another live process is changing the users file; try again. */
+export const LOCAL_USERS_LOCKED = 'LOCAL_USERS_LOCKED';
 
 /** The agent's local API cannot be reached (connection refused, reset, timed out). */
 export const AGENT_UNREACHABLE = 'AGENT_UNREACHABLE';

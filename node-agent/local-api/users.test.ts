@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -107,4 +108,27 @@ t.test('users: LocalAccess refuses to start on a bad users file, and starts with
   t.same(access.authenticate(`Bearer ${operator}`), { name: 'operator', role: 'ncb-admin' }, 'an install from before roles starts as it did');
   await writeFile(usersFile, 'not json', { mode: 0o600 });
   await t.rejects(LocalAccess.load({ tokensFile, usersFile, log: silent }), { code: 'LOCAL_USERS_MALFORMED' });
+});
+
+t.test('users: adds and removes running at once lose no update (users file lock)', async (t) => {
+  const { usersFile } = await files(t);
+  await addUser(usersFile, { name: 'old-1', role: 'officer' });
+  // Unlocked, each of these would read the same file and write its own version: one user would survive.
+  const names = Array.from({ length: 10 }, (_, i) => `officer-${i}`);
+  await Promise.all([...names.map((name) => addUser(usersFile, { name, role: 'officer' })), removeUser(usersFile, 'old-1')]);
+  t.same((await readUsers(usersFile)).map((u) => u.name).sort(), names.sort());
+  await t.rejects(stat(`${usersFile}.lock`), { code: 'ENOENT' }, 'the lock is released');
+});
+
+t.test('users: a lock held by a live process is waited for, then refused with a code; a dead holder\'s lock is taken over', async (t) => {
+  const { usersFile } = await files(t);
+  const lock = `${usersFile}.lock`;
+  await writeFile(lock, `${process.pid}\n`);
+  await t.rejects(addUser(usersFile, { name: 'late', role: 'border', lockWaitMs: 150 }), { code: 'LOCAL_USERS_LOCKED', message: new RegExp(`held by process ${process.pid}`) });
+  t.same(await readUsers(usersFile), [], 'nothing written');
+  t.equal(await readFile(lock, 'utf8'), `${process.pid}\n`, "a live holder's lock is never broken");
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+  await writeFile(lock, `${dead}\n`);
+  await addUser(usersFile, { name: 'after-crash', role: 'border', lockWaitMs: 150 });
+  t.same((await readUsers(usersFile)).map((u) => u.name), ['after-crash'], 'the stale lock of an exited process is taken over');
 });

@@ -15,6 +15,7 @@ import { Value } from 'typebox/value';
 import { hasCode } from '../../protocol/errors.js';
 import { schemaProblems } from '../../protocol/validate.js';
 import { PKI_KEY_PERMISSIONS } from '../../pki/errors.js';
+import { FILE_LOCKED, withFileLock } from '../../pki/file-lock.js';
 import { readSecretFile, writeSecretFile } from '../../pki/files.js';
 import {
   LOCAL_TOKENS_PERMISSIONS,
@@ -22,6 +23,7 @@ import {
   LOCAL_USER_BAD_ROLE,
   LOCAL_USER_EXISTS,
   LOCAL_USER_UNKNOWN,
+  LOCAL_USERS_LOCKED,
   LOCAL_USERS_MALFORMED,
   LocalApiError,
   LocalApiValidationError,
@@ -107,6 +109,8 @@ export interface AddUserOptions {
   /** Names that are taken elsewhere (the tokens file's entries). */
   reserved?: readonly string[];
   now?: Date;
+  /** How long to wait for another process changing the users file (default 10 s). */
+  lockWaitMs?: number;
 }
 
 /**
@@ -114,7 +118,11 @@ export interface AddUserOptions {
  * once: only its SHA-256 is written. Refuses a bad name (`LOCAL_USER_BAD_NAME`), an unknown role
  * (`LOCAL_USER_BAD_ROLE`), and a name already used here or in `reserved` (`LOCAL_USER_EXISTS`).
  */
-export async function addUser(path: string, opts: AddUserOptions): Promise<{ user: LocalUser; token: string }> {
+export function addUser(path: string, opts: AddUserOptions): Promise<{ user: LocalUser; token: string }> {
+  return locked(path, () => addUnlocked(path, opts), opts.lockWaitMs);
+}
+
+async function addUnlocked(path: string, opts: AddUserOptions): Promise<{ user: LocalUser; token: string }> {
   if (!CALLER_NAME.test(opts.name)) {
     throw new LocalApiError(LOCAL_USER_BAD_NAME, `user name must be lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 (got ${JSON.stringify(opts.name.slice(0, 64))})`);
   }
@@ -129,7 +137,11 @@ export async function addUser(path: string, opts: AddUserOptions): Promise<{ use
 }
 
 /** Removes the user `name`; `LOCAL_USER_UNKNOWN` when there is none. Resolves with the removed user. */
-export async function removeUser(path: string, name: string): Promise<LocalUser> {
+export function removeUser(path: string, name: string): Promise<LocalUser> {
+  return locked(path, () => removeUnlocked(path, name));
+}
+
+async function removeUnlocked(path: string, name: string): Promise<LocalUser> {
   const users = await readUsers(path);
   const user = users.find((u) => u.name === name);
   if (user === undefined) throw new LocalApiError(LOCAL_USER_UNKNOWN, `no user named ${JSON.stringify(name.slice(0, 64))} in ${path}`);
@@ -138,4 +150,17 @@ export async function removeUser(path: string, name: string): Promise<LocalUser>
     users.filter((u) => u !== user),
   );
   return user;
+}
+
+/**
+ * Read-modify-write under `<path>.lock` (`pki/file-lock.ts`): two `user add` runs at once would
+ * otherwise each write the file they read, and one user would be lost with its token already shown.
+ */
+async function locked<T>(path: string, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  try {
+    return await withFileLock(path, fn, waitMs === undefined ? {} : { waitMs });
+  } catch (err) {
+    if (hasCode(err, FILE_LOCKED)) throw new LocalApiError(LOCAL_USERS_LOCKED, `users file busy: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
 }
