@@ -17,6 +17,8 @@ t.test('hub config: defaults fill an empty file, and the result is frozen', asyn
   t.equal(c.router.maxInFlight, 32);
   t.same(c.databases.notifyOwnerOnHit, ['sltd', 'smv', 'woa', 'firearms', 'nominal'], "every service tells a record's owner of hits by default");
   t.same(parseHubConfig({ databases: { notifyOwnerOnHit: [] } }).databases.notifyOwnerOnHit, []);
+  t.same(c.agentFirewall.allowFromHubTcp, [], 'agents open no port to the hub unless told');
+  t.same(parseHubConfig({ agentFirewall: { allowFromHubTcp: [9465, 9100] } }).agentFirewall.allowFromHubTcp, [9100, 9465], 'sorted: one policy, one digest');
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.broker) && Object.isFrozen(c.router));
   t.same(await loadHubConfig(undefined), c, 'no file means defaults');
   t.equal(c.broker.host, '0.0.0.0');
@@ -51,6 +53,8 @@ t.test('hub config: every problem is listed at once with its path', async (t) =>
   t.match(problemsOf({ router: { urgentDeadlineMs: 500, other: 1 } }), ['hub.router.other: unknown key', 'hub.router.urgentDeadlineMs: must be >= 1000 (got 500)']);
   t.match(problemsOf({ router: { ratePerCountry: { perSecond: 0, x: 1 } } }), ['hub.router.ratePerCountry.x: unknown key', 'hub.router.ratePerCountry.perSecond: must be >= 1 (got 0)']);
   t.match(problemsOf({ databases: { notifyOwnerOnHit: ['sltd', 'dna'] } }), [/^hub\.databases\.notifyOwnerOnHit\[1\]: /]);
+  t.match(problemsOf({ agentFirewall: { allowFromHubTcp: [9465, 0] } }), [/^hub\.agentFirewall\.allowFromHubTcp\[1\]: must be >= 1 \(got 0\)/]);
+  t.match(problemsOf({ agentFirewall: { allowFromHubTcp: [9465, 9465] } }), [/^hub\.agentFirewall\.allowFromHubTcp: .*duplicate/i]);
   t.match(problemsOf({ router: { urgentDeadlineMs: '10m' } }), [/hub\.router\.urgentDeadlineMs: /], 'milliseconds, like every duration in hub.json');
   const metricsProblems = problemsOf({ metrics: { host: '', port: 70000, path: '/x' } });
   for (const p of ['hub.metrics.host: ', 'hub.metrics.port: must be <= 65535 (got 70000)', 'hub.metrics.path: unknown key']) t.ok(metricsProblems.some((m) => m.startsWith(p)), p);

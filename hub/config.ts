@@ -58,6 +58,21 @@ export const HubConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    agentFirewall: Type.Optional(
+      Type.Object(
+        {
+          allowFromHubTcp: Type.Optional(
+            Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), {
+              uniqueItems: true,
+              maxItems: 32,
+              description:
+                "TCP ports on every agent the hub may open through the tunnel (e.g. the agent's metrics port for a Prometheus beside the hub); default none. Part of the policy agents fetch from GET /v1/policy and apply without a restart",
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     databases: Type.Optional(
       Type.Object(
         {
@@ -153,6 +168,7 @@ export interface HubConfig {
     readonly natsUrlForAgents: string | undefined;
   };
   readonly wireguard: { readonly enabled: boolean; readonly interface: string; readonly listenPort: number; readonly endpoint: string | undefined; readonly overlayCidr: string };
+  readonly agentFirewall: { readonly allowFromHubTcp: readonly number[] };
   readonly databases: { readonly notifyOwnerOnHit: readonly QueryService[] };
   readonly router: {
     readonly urgentDeadlineMs: number;
@@ -216,6 +232,8 @@ export function parseHubConfig(value: unknown, source = 'hub configuration'): Hu
     // maxInFlight 32 and 50 a second with a burst of 200 per country: why, in hub/router/router.ts.
     // Every service by default: an NCB wants to know when a passport or a car it reported is
     // seen abroad, which is what I-24/7's hit notifications are for.
+    // Nothing by default: an agent lets the hub open no port of its own unless the operator says so.
+    agentFirewall: Object.freeze({ allowFromHubTcp: Object.freeze([...(c.agentFirewall?.allowFromHubTcp ?? [])].sort((a, b) => a - b)) }),
     databases: Object.freeze({ notifyOwnerOnHit: Object.freeze([...(c.databases?.notifyOwnerOnHit ?? QUERY_SERVICES)]) }),
     router: Object.freeze({
       urgentDeadlineMs: c.router?.urgentDeadlineMs ?? 10 * 60_000,

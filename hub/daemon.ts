@@ -321,7 +321,7 @@ export class HubDaemon {
       wgEndpoint: config.wireguard.endpoint ?? null,
       apiUrl: config.api.publicUrl ?? `https://${overlayHub}:${apiPort}`,
       natsUrl: config.broker.natsUrlForAgents ?? `tls://${overlayHub}:${natsPort}`,
-      policy: { version: 1, hubAddress: overlayHub, natsPort, apiPort, allowFromHubTcp: [] },
+      policy: { version: 1, hubAddress: overlayHub, natsPort, apiPort, allowFromHubTcp: [...config.agentFirewall.allowFromHubTcp] },
     };
   }
 

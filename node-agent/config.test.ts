@@ -6,6 +6,8 @@ t.test('agent config: the shipped example is valid and names the metrics listene
   const c = await loadAgentConfig(fileURLToPath(new URL('../deploy/agent.example.json', import.meta.url)));
   t.same(c.metrics, { enabled: true, host: '127.0.0.1', port: 9465 });
   t.equal(c.firewall.enabled, true);
+  t.equal(c.firewall.policyRefreshMs, 300_000, "the hub's firewall policy is fetched every 5 min besides each reconnection");
+  t.throws(() => parseAgentConfig({ firewall: { policyRefreshMs: -1 } }), { code: 'AGENT_CONFIG_INVALID', problems: ['agent.firewall.policyRefreshMs: must be >= 0 (got -1)'] });
 });
 
 t.test('agent config: metrics default to 127.0.0.1:9465, on; port 0 means any free port', async (t) => {

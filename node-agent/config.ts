@@ -29,7 +29,17 @@ export const AgentConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    firewall: Type.Optional(Type.Object({ enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
+    firewall: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          policyRefreshMs: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 86_400_000, description: "how often to fetch the hub's firewall policy besides each broker reconnection (default 300000; 0: only on reconnection)" }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** The Prometheus listener (`/metrics`, `/healthz`, `/readyz`), plain HTTP, apart from the local API. */
     metrics: Type.Optional(
       Type.Object(
@@ -88,7 +98,7 @@ export type AgentConfigInput = Static<typeof AgentConfigSchema>;
 export interface AgentConfig {
   readonly localApi: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number; readonly tokensFile: string | undefined };
   readonly tunnel: { readonly interface: string; readonly implementation: 'auto' | 'kernel' | 'userspace' };
-  readonly firewall: { readonly enabled: boolean };
+  readonly firewall: { readonly enabled: boolean; readonly policyRefreshMs: number };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly heartbeatIntervalMs: number;
   readonly renewAtFraction: number;
@@ -106,7 +116,7 @@ export function parseAgentConfig(value: unknown, source = 'agent configuration')
   return Object.freeze({
     localApi: Object.freeze({ host: c.localApi?.host ?? '127.0.0.1', port: c.localApi?.port ?? 8787, bodyLimitBytes: c.localApi?.bodyLimitBytes ?? 1_200_000, tokensFile: c.localApi?.tokensFile }),
     tunnel: Object.freeze({ interface: c.tunnel?.interface ?? 'ncbnet0', implementation: c.tunnel?.implementation ?? 'auto' }),
-    firewall: Object.freeze({ enabled: c.firewall?.enabled ?? true }),
+    firewall: Object.freeze({ enabled: c.firewall?.enabled ?? true, policyRefreshMs: c.firewall?.policyRefreshMs ?? 300_000 }),
     metrics: Object.freeze({ enabled: c.metrics?.enabled ?? true, host: c.metrics?.host ?? '127.0.0.1', port: c.metrics?.port ?? 9465 }),
     heartbeatIntervalMs: c.heartbeatIntervalMs ?? 10_000,
     renewAtFraction: c.renewAtFraction ?? 2 / 3,

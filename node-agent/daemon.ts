@@ -5,7 +5,6 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Bundle } from '../protocol/bundle.js';
-import type { Heartbeat } from '../protocol/heartbeat.js';
 import { newUlid, type Envelope } from '../protocol/envelope.js';
 import { closeWithin, stopInOrder, type StopStep } from '../system/lifecycle.js';
 import { subjects } from '../protocol/subjects.js';
@@ -14,10 +13,12 @@ import type { AgentConfig } from './config.js';
 import { BodyCrypto } from './body-crypto.js';
 import { brokerConnectionOptions } from './broker-connection.js';
 import { MemberDirectory } from './directory.js';
-import { hubJson } from './enroll/hub-client.js';
-import { renewalDelayMs, renewCertificate } from './enroll/renew.js';
+import { hubJson, type HubTls } from './enroll/hub-client.js';
+import { renewCertificate } from './enroll/renew.js';
+import { RenewalTimer } from './enroll/renewal-timer.js';
 import { AgentFirewall } from './firewall/agent-firewall.js';
-import { HeartbeatTimer } from './heartbeat.js';
+import { PolicySync } from './firewall/policy-sync.js';
+import { HeartbeatTimer, heartbeatBody } from './heartbeat.js';
 import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
 import { buildLocalApi } from './local-api/server.js';
 import { LocalAccess } from './local-api/auth.js';
@@ -31,7 +32,7 @@ import { enquiryEnvelope } from './b2b/enquiry-journal.js';
 import { hitNoticeDrafts } from './query/hit-notice.js';
 import { EnvelopeSigner, makeEnvelopeVerifier, pemCertificates } from './signing.js';
 import { agentEndpointsPath, writeAgentEndpoints } from './runtime.js';
-import { agentPaths, readBundle } from './state.js';
+import { agentPaths, readBundle, writeBundle } from './state.js';
 import { AgentTunnel } from './tunnel/agent-tunnel.js';
 
 export interface AgentDaemonOptions {
@@ -51,11 +52,6 @@ const DIRECTORY_REFRESH_MS = 5 * 60_000;
 const DIRECTORY_TIMEOUT_MS = 3_000;
 
 
-/** Retry delay after a failed renewal: 1 min doubling to 1 h, with jitter. */
-function renewRetryMs(attempt: number): number {
-  return Math.min(3_600_000, 60_000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
-}
-
 /**
  * The node agent (ARCHITECTURE, node-agent): it starts from the last-known-good bundle, never
  * from the hub, so it comes up whether the hub is there or not. Order: tunnel → firewall → relay
@@ -69,6 +65,7 @@ export class AgentDaemon {
   #bundle: Bundle | undefined;
   #tunnel: AgentTunnel | undefined;
   #firewall: AgentFirewall | undefined;
+  #policySync: PolicySync | undefined;
   #relay: Relay | undefined;
   #signer: EnvelopeSigner | undefined;
   #directory: MemberDirectory | undefined;
@@ -80,7 +77,7 @@ export class AgentDaemon {
   #nc: NatsConnection | undefined;
   #b2b: B2bOwner | undefined;
   #heartbeat: HeartbeatTimer | undefined;
-  #renewTimer: NodeJS.Timeout | undefined;
+  #renewal: RenewalTimer | undefined;
   #isStopping = false;
   #connecting: Promise<void> | undefined;
 
@@ -158,19 +155,22 @@ export class AgentDaemon {
     this.#directory = await MemberDirectory.open({
       country: bundle.country,
       cachePath: join(stateDir, 'directory.json'),
-      fetch: () => this.#fetchDirectory(),
+      // Short timeout: a submit may be waiting for it.
+      fetch: () => this.#hubGet('/v1/directory', DIRECTORY_TIMEOUT_MS),
       trust: { trustedRoots: [bundle.caCertificate], intermediates: pemCertificates(bundle.chain) },
       log,
     });
     const bodyCrypto = new BodyCrypto({ paths, directory: this.#directory, log });
     this.#bodyCrypto = bodyCrypto;
     await bodyCrypto.reload();
+    const sign = (envelope: Envelope): Promise<Envelope> => (this.#signer as EnvelopeSigner).sign(envelope);
+    const verify = makeEnvelopeVerifier(bundle.caCertificate, bundle.chain);
     this.#relay = await Relay.open({
       country: bundle.country,
       stateDir,
       log,
-      sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope),
-      verify: makeEnvelopeVerifier(bundle.caCertificate, bundle.chain),
+      sign,
+      verify,
       encryptBody: (to, plaintext) => bodyCrypto.encrypt(to, plaintext),
       decryptBody: (envelope) => bodyCrypto.decrypt(envelope),
       stats: this.#metrics.relayStats,
@@ -178,19 +178,13 @@ export class AgentDaemon {
     const tokensFile = config.localApi.tokensFile ?? paths.tokens;
     if (await createTokensFile(tokensFile)) log.info({ tokensFile }, 'local API token file created (name operator)');
     // B2B national databases (issue 8): this country's own (policies, sources, enquiry notices).
-    const sign = (envelope: Envelope): Promise<Envelope> => (this.#signer as EnvelopeSigner).sign(envelope);
-    const verify = makeEnvelopeVerifier(bundle.caCertificate, bundle.chain);
     this.#b2b = await B2bOwner.open({
       country: bundle.country,
       stateDir,
       databases: config.b2b.databases,
       verify,
       sign,
-      hub: async () => {
-        const current = this.#bundle as Bundle;
-        const [cert, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.countryKey, 'utf8')]);
-        return { apiUrl: current.hub.apiUrl, tls: { ca: current.caCertificate, cert: cert + current.chain, key } };
-      },
+      hub: () => this.#hubTls(),
       log,
     });
     // Each enquiry to a database whose policy asks for it also becomes a message in our own inbox.
@@ -210,7 +204,7 @@ export class AgentDaemon {
       readiness: () => this.#readiness(),
       query: new QueryClient({
         country: bundle.country,
-        sign: (envelope) => (this.#signer as EnvelopeSigner).sign(envelope),
+        sign,
         connection: () => this.#nc,
         isConnected: () => this.#relay?.isConnected() ?? false,
         // A hit on another country's record: tell its owner (node-agent/query/hit-notice.ts).
@@ -237,7 +231,7 @@ export class AgentDaemon {
     this.#connecting = this.#connect();
     this.#heartbeat = new HeartbeatTimer({
       intervalMs: config.heartbeatIntervalMs,
-      collect: () => this.#heartbeatBody(),
+      collect: () => heartbeatBody({ bundle: this.#bundle as Bundle, version: VERSION, tunnel: this.#tunnel, firewall: this.#firewall, relay: this.#relay }),
       publish: (beat) => {
         if (!this.#nc || this.#nc.isClosed() || !this.#relay?.isConnected()) throw new Error('not connected to the broker');
         this.#nc.publish(subjects.heartbeat(beat.country), JSON.stringify(beat));
@@ -245,9 +239,29 @@ export class AgentDaemon {
       log: log.child({ component: 'heartbeat' }),
     });
     this.#heartbeat.start();
-    this.#scheduleRenewal(0);
+    // Renews at 2/3 of the lifetime (config), retrying with back-off; a new certificate means a new connection.
+    this.#renewal = new RenewalTimer({
+      certificate: () => (this.#bundle as Bundle).certificate,
+      fraction: config.renewAtFraction,
+      renew: () => this.renewNow(),
+      log: log.child({ component: 'renewal', country: bundle.country }),
+    });
+    this.#renewal.start();
     this.#directoryTimer = setInterval(() => void this.#directory?.refresh(), DIRECTORY_REFRESH_MS);
     this.#directoryTimer.unref();
+    this.#policySync = new PolicySync({
+      fetch: () => this.#hubGet('/v1/policy', DIRECTORY_TIMEOUT_MS),
+      current: () => (this.#bundle as Bundle).policy,
+      apply: async (policy) => this.#firewall?.update(policy),
+      persist: async (policy) => {
+        this.#bundle = { ...(this.#bundle as Bundle), policy };
+        await writeBundle(stateDir, this.#bundle);
+      },
+      intervalMs: config.firewall.policyRefreshMs,
+      log: log.child({ component: 'policy-sync', country: bundle.country }),
+      onResult: (result) => this.#metrics?.policyCheck(result),
+    });
+    this.#policySync.start();
 
     await writeAgentEndpoints(stateDir, {
       pid: process.pid,
@@ -303,59 +317,31 @@ export class AgentDaemon {
       await this.#relay?.attach(nc);
       // Policies to the hub first (it grants the subscriptions), then serve; retried in the background.
       void this.#b2b?.attach(nc);
-      // The hub is reachable now: have the member directory fresh before someone needs to encrypt.
+      // The hub is reachable now: have the member directory fresh before someone needs to encrypt,
+      // and follow its firewall policy, now and after every reconnection (a restarted hub may
+      // hand out another one).
       void this.#directory?.refresh();
+      void this.#policySync?.check();
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === 'reconnect') void this.#policySync?.check();
+      })().catch(() => undefined);
     } catch (err) {
       if (!this.#isStopping) log.error({ err }, 'broker connection failed for good; the agent keeps its outbox and retries on restart');
     }
   }
 
-  async #heartbeatBody(): Promise<Heartbeat> {
-    const bundle = this.#bundle as Bundle;
-    const tunnel = this.#tunnel ? await this.#tunnel.state() : { up: false, lastHandshake: undefined, rxBytes: 0, txBytes: 0 };
-    return {
-      v: 1,
-      country: bundle.country,
-      version: VERSION,
-      at: new Date().toISOString(),
-      tunnel: { up: tunnel.up, lastHandshake: tunnel.lastHandshake?.toISOString() ?? null, rxBytes: tunnel.rxBytes, txBytes: tunnel.txBytes },
-      certSerial: bundle.serial,
-      certNotAfter: bundle.notAfter,
-      policyHash: this.#firewall?.policyDigest ?? null,
-      outboxDepth: this.#relay?.outboxDepth() ?? 0,
-    };
-  }
-
-  /** Renews at 2/3 of the lifetime (config), retrying with back-off; a new certificate means a new connection. */
-  #scheduleRenewal(attempt: number): void {
-    if (this.#isStopping || !this.#bundle) return;
-    const delayMs = attempt === 0 ? renewalDelayMs(this.#bundle.certificate, this.#o.config.renewAtFraction, Date.now()) : renewRetryMs(attempt);
-    const log = this.#log.child({ component: 'renewal', country: this.#bundle.country });
-    log.info({ at: new Date(Date.now() + delayMs).toISOString(), attempt }, 'certificate renewal scheduled');
-    // setTimeout holds at most ~24.8 days; longer waits are re-armed in steps.
-    const step = Math.min(delayMs, 2 ** 31 - 1);
-    this.#renewTimer = setTimeout(() => {
-      if (step < delayMs) {
-        this.#scheduleRenewal(attempt);
-        return;
-      }
-      void this.renewNow().then(
-        () => this.#scheduleRenewal(0),
-        (err: unknown) => {
-          log.warn({ err, attempt: attempt + 1 }, 'certificate renewal failed; will retry');
-          this.#scheduleRenewal(attempt + 1);
-        },
-      );
-    }, step);
-    this.#renewTimer.unref();
-  }
-
-  /** `GET /v1/directory` over mTLS with the current identity; short timeout, as a submit may be waiting. */
-  async #fetchDirectory(): Promise<unknown> {
+  /** The hub API's URL and the mTLS identity in force now (read at each call: renewal changes it). */
+  async #hubTls(): Promise<{ apiUrl: string; tls: Required<Omit<HubTls, 'insecureForPinning'>> }> {
     const bundle = this.#bundle as Bundle;
     const paths = agentPaths(this.#o.stateDir);
     const [cert, key] = await Promise.all([readFile(paths.countryCert, 'utf8'), readFile(paths.countryKey, 'utf8')]);
-    return hubJson<unknown>(`${bundle.hub.apiUrl}/v1/directory`, { ca: bundle.caCertificate, cert: cert + bundle.chain, key }, 'GET', undefined, DIRECTORY_TIMEOUT_MS);
+    return { apiUrl: bundle.hub.apiUrl, tls: { ca: bundle.caCertificate, cert: cert + bundle.chain, key } };
+  }
+
+  /** A GET on the hub API over mTLS (directory, policy); the answer is not yet checked. */
+  async #hubGet(path: string, timeoutMs: number): Promise<unknown> {
+    const { apiUrl, tls } = await this.#hubTls();
+    return hubJson<unknown>(`${apiUrl}${path}`, tls, 'GET', undefined, timeoutMs);
   }
 
   /** Renews the certificate now and reconnects to the broker with it. */
@@ -382,8 +368,9 @@ export class AgentDaemon {
 
   async stop(): Promise<void> {
     this.#isStopping = true;
-    clearTimeout(this.#renewTimer);
+    this.#renewal?.stop();
     clearInterval(this.#directoryTimer);
+    this.#policySync?.stop();
     this.#heartbeat?.stop();
     const steps: StopStep[] = [
       ['local API', () => this.#api?.close()],

@@ -1,5 +1,27 @@
 import type { Logger } from 'pino';
+import type { Bundle } from '../protocol/bundle.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
+import type { AgentFirewall } from './firewall/agent-firewall.js';
+import type { Relay } from './relay/relay.js';
+import type { AgentTunnel } from './tunnel/agent-tunnel.js';
+
+/** What a heartbeat reports, from the parts the agent has running (any may be absent). */
+export async function heartbeatBody(parts: { bundle: Bundle; version: string; tunnel?: AgentTunnel | undefined; firewall?: AgentFirewall | undefined; relay?: Relay | undefined }): Promise<Heartbeat> {
+  const { bundle } = parts;
+  const tunnel = parts.tunnel ? await parts.tunnel.state() : { up: false, lastHandshake: undefined, rxBytes: 0, txBytes: 0 };
+  return {
+    v: 1,
+    country: bundle.country,
+    version: parts.version,
+    at: new Date().toISOString(),
+    tunnel: { up: tunnel.up, lastHandshake: tunnel.lastHandshake?.toISOString() ?? null, rxBytes: tunnel.rxBytes, txBytes: tunnel.txBytes },
+    certSerial: bundle.serial,
+    certNotAfter: bundle.notAfter,
+    // The digest of the policy the firewall applied: the hub compares it with the one it hands out.
+    policyHash: parts.firewall?.policyDigest ?? null,
+    outboxDepth: parts.relay?.outboxDepth() ?? 0,
+  };
+}
 
 export interface HeartbeatOptions {
   intervalMs: number;

@@ -15,6 +15,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { POLICY_CHECK_RESULTS, type PolicyCheckResult } from './firewall/policy-sync.js';
 import { AGENT_COUNTERS } from './firewall/ruleset.js';
 import { registerHealthRoutes, type ReadinessCheck } from './local-api/routes-health.js';
 import type { LocalApiApp } from './local-api/schemas.js';
@@ -101,6 +102,7 @@ export class AgentMetrics {
   readonly #log: Logger;
   readonly #timeoutMs: number;
   readonly #renewals: Counter<'result'>;
+  readonly #policyChecks: Counter<'result'>;
   readonly #messages: Counter<'direction'>;
   readonly #probes: Counter;
   readonly #storeDamaged: Counter<'store'>;
@@ -146,6 +148,12 @@ export class AgentMetrics {
     sampledGauge(r, 'ncbnet_agent_certificate_expiry_timestamp_seconds', "When the country certificate in force expires (notAfter); moves on at each renewal.", () => epochSeconds(sources.certificateNotAfter()));
 
     this.#renewals = new Counter({ name: 'ncbnet_agent_renewals_total', help: 'Certificate renewals attempted, by result (ok, failed).', labelNames: ['result'], registers: [r] });
+    this.#policyChecks = new Counter({
+      name: 'ncbnet_agent_policy_checks_total',
+      help: "Checks of the hub's firewall policy (GET /v1/policy), by result (unchanged, applied, fetch-failed, invalid, refused).",
+      labelNames: ['result'],
+      registers: [r],
+    });
     this.#messages = new Counter({
       name: 'ncbnet_agent_messages_total',
       help: 'Envelopes submitted to the hub (sent: JetStream acked, receipts included) and newly stored in the inbox (received).',
@@ -167,6 +175,7 @@ export class AgentMetrics {
     });
     // Every known label value from the start, so rate() sees the first event and alerts see a 0.
     for (const result of ['ok', 'failed']) this.#renewals.inc({ result }, 0);
+    for (const result of POLICY_CHECK_RESULTS) this.#policyChecks.inc({ result }, 0);
     for (const direction of ['sent', 'received']) this.#messages.inc({ direction }, 0);
     for (const store of ['outbox', 'inbox', 'status']) {
       this.#storeDamaged.inc({ store }, 0);
@@ -183,6 +192,11 @@ export class AgentMetrics {
       storeDamaged: (store, records) => this.#storeDamaged.inc({ store }, records),
       storageFull: (store) => this.#storeFull.inc({ store }),
     };
+  }
+
+  /** One check of the hub's firewall policy ended (`firewall/policy-sync.ts`). */
+  policyCheck(result: PolicyCheckResult): void {
+    this.#policyChecks.inc({ result });
   }
 
   /** One certificate renewal attempt ended. */

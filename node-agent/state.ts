@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { writeFileDurable } from '../pki/files.js';
 import { join } from 'node:path';
 import { Value } from 'typebox/value';
 import { BundleSchema, type Bundle } from '../protocol/bundle.js';
@@ -42,4 +43,9 @@ export async function readBundle(stateDir: string): Promise<Bundle> {
   }
   if (!Value.Check(BundleSchema, value)) throw new AgentError(AGENT_STATE_CORRUPT, `${path}: ${schemaProblems(BundleSchema, value, 'bundle').slice(0, 5).join('; ')}`);
   return value;
+}
+
+/** Writes the last-known-good bundle durably (0600): at enrollment, renewal and a policy change. */
+export async function writeBundle(stateDir: string, bundle: Bundle): Promise<void> {
+  await writeFileDurable(agentPaths(stateDir).bundle, `${JSON.stringify(bundle, null, 2)}\n`, { mode: 0o600 });
 }

@@ -1,5 +1,5 @@
 import type { CertificateAuthority } from '../../pki/ca.js';
-import { BundleSchema, EnrollRequestSchema, RenewRequestSchema, RenewResponseSchema } from '../enrollment/bundle.js';
+import { BundleSchema, EnrollRequestSchema, PolicySchema, RenewRequestSchema, RenewResponseSchema } from '../enrollment/bundle.js';
 import type { EnrollmentService } from '../enrollment/service.js';
 import { CodedError } from '../../protocol/errors.js';
 import { ENROLL_RATE_LIMITED, HubError } from '../errors.js';
@@ -51,6 +51,21 @@ export function registerEnrollRoutes(app: ApiApp, enrollment: EnrollmentService,
     (req) => {
       const caller = callerOf(req, ca, 'country');
       return enrollment.renew(caller.name, caller.serial, req.body.csr);
+    },
+  );
+  app.get(
+    '/v1/policy',
+    {
+      schema: {
+        tags: ['enrollment'],
+        summary: "The firewall policy agents apply now (the bundle's policy); a running agent fetches it to follow a change",
+        security: [{ clientCertificate: [] }],
+        response: { 200: PolicySchema, 401: ErrorSchema, 403: ErrorSchema },
+      },
+    },
+    (req) => {
+      callerOf(req, ca, 'country');
+      return enrollment.policy();
     },
   );
 }

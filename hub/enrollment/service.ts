@@ -119,6 +119,14 @@ export class EnrollmentService {
   }
 
   /**
+   * The firewall policy the hub hands out now (the bundle's `policy`): what a running agent
+   * fetches (`GET /v1/policy`) to follow a change of hub.json `agentFirewall` without re-enrolling.
+   */
+  policy(): Policy {
+    return this.#o.network().policy;
+  }
+
+  /**
    * Renews the certificate of a country that proved itself with its current certificate over
    * mTLS. Only the registry's current serial may renew: a superseded or revoked certificate
    * cannot mint a new one.

@@ -12,7 +12,7 @@ import { BundleSchema, type Bundle } from '../../protocol/bundle.js';
 import { schemaProblems } from '../../protocol/validate.js';
 import { genKey, pubKey } from '../../system/wg.js';
 import { AGENT_ALREADY_ENROLLED, AGENT_BAD_HUB_URL, AGENT_HUB_NOT_PINNED, AGENT_HUB_REFUSED, AgentError } from '../errors.js';
-import { agentPaths } from '../state.js';
+import { agentPaths, writeBundle } from '../state.js';
 import { hubCall, hubJson } from './hub-client.js';
 
 export interface EnrollOptions {
@@ -95,7 +95,7 @@ export async function enroll(opts: EnrollOptions): Promise<Bundle> {
     await writeFileDurable(paths.countryCert, bundle.certificate);
     await writeFileDurable(paths.chain, bundle.chain);
     await writeFileDurable(paths.root, bundle.caCertificate);
-    await writeFileDurable(paths.bundle, `${JSON.stringify(bundle, null, 2)}\n`, { mode: 0o600 });
+    await writeBundle(opts.stateDir, bundle);
     opts.log?.info({ country: bundle.country, serial: bundle.serial, overlayAddress: bundle.overlayAddress }, 'enrolled');
     return bundle;
   } catch (err) {

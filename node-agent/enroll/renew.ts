@@ -6,7 +6,7 @@ import { generateP256, privateKeyToPem } from '../../pki/keys.js';
 import { retireIdentity } from '../body-crypto.js';
 import { RenewResponseSchema, type Bundle } from '../../protocol/bundle.js';
 import { AGENT_RENEW_FAILED, AgentError } from '../errors.js';
-import { agentPaths } from '../state.js';
+import { agentPaths, writeBundle } from '../state.js';
 import { hubJson } from './hub-client.js';
 
 /**
@@ -51,7 +51,7 @@ export async function renewCertificate(stateDir: string, bundle: Bundle): Promis
     await writeFileDurable(paths.countryCert, answer.certificate);
     await rename(pendingKey, paths.countryKey);
     await writeFileDurable(paths.chain, answer.chain);
-    await writeFileDurable(paths.bundle, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    await writeBundle(stateDir, next);
     return next;
   } catch (err) {
     await rm(pendingKey, { force: true });

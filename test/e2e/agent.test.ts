@@ -3,7 +3,8 @@
 // their own namespace running `ncbnet-agent`. The test process reaches each daemon's API over a
 // veth link into its namespace, and runs the CLIs inside the namespaces like an operator would.
 import t from 'tap';
-import { stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { show } from '../../system/wg.js';
 import { listTable } from '../../system/nft.js';
@@ -128,6 +129,22 @@ t.test('agent e2e: enroll by CLI, tunnel and firewall, store-and-forward across 
     t.equal(new Set(got).size, got.length, 'nothing duplicated');
     const s = await local(agents.FR?.endpoints.localApiUrl, tokens.FR, 'GET', `/v1/messages/${ids[0] as string}`);
     t.equal((s.json as Json).state, 'submitted');
+  });
+
+  await t.test('the hub restarts with a new agent firewall policy: the running agents apply it, no restart', async (t) => {
+    const fr = nsOf.FR as string;
+    const frAddress = ((await hubCli('country', 'show', 'FR')).stdout.match(/"overlayAddress": "([0-9.]+)"/) ?? [])[1] as string;
+    // Something listening on FR's side, so an open port answers (bounded: it exits by itself).
+    const listener = spawn('ip', ['netns', 'exec', fr, process.execPath, '-e', "require('net').createServer((s) => s.end()).listen(9999); setTimeout(() => process.exit(0), 120000)"], { stdio: 'ignore' });
+    t.teardown(() => void listener.kill());
+    t.notOk(await canConnectTcp(lab, hubNs, frAddress, 9999), 'the hub cannot open FR:9999 under the enrollment policy');
+    t.equal(await hub.stop(), 0);
+    hub = await startHubProcess(top, hubState, { ...hubConfig, agentFirewall: { allowFromHubTcp: [9999] } }, { netns: hubNs });
+    t.ok(await pollUntil(() => canConnectTcp(lab, hubNs, frAddress, 9999), { timeoutMs: 90_000, intervalMs: 500 }), 'after reconnecting, FR opened 9999 to the hub');
+    t.notOk(await canConnectTcp(lab, hubNs, frAddress, 9998), 'and nothing else');
+    const saved = JSON.parse(await readFile(join(states.FR as string, 'bundle.json'), 'utf8')) as { policy: { allowFromHubTcp: number[] } };
+    t.same(saved.policy.allowFromHubTcp, [9999], 'the new policy is in the bundle the next start begins with');
+    t.match(agents.FR?.output() ?? '', /"msg":"firewall policy updated"/, 'FR logged the change');
   });
 
   for (const cc of countries) t.equal(await agents[cc]?.stop(), 0, `${cc} agent stops cleanly`);

@@ -156,6 +156,15 @@ t.test('hub api: renewal over mTLS supersedes the old certificate; suspend, resu
   const noCert = await httpsCall(`${hub.url}/v1/renew`, { ca: hub.operator.ca, body: { csr: next.csr } });
   t.equal(noCert.status, 401);
 
+  // The firewall policy a running agent follows (node-agent/firewall/policy-sync.ts).
+  const policy = await httpsCall(`${hub.url}/v1/policy`, { ca: hub.operator.ca, cert: r.certificate + bundle.chain, key: next.keyPem });
+  t.equal(policy.status, 200, policy.text);
+  t.same(policy.json, TEST_NETWORK.policy, "the policy the hub hands out now, as in a bundle");
+  t.equal((await httpsCall(`${hub.url}/v1/policy`, { ca: hub.operator.ca })).status, 401, 'only with a client certificate');
+  const policyAsOperator = await httpsCall(`${hub.url}/v1/policy`, { ...hub.operator });
+  t.equal(policyAsOperator.status, 403, 'and only a country certificate');
+  t.equal((await httpsCall(`${hub.url}/v1/policy`, { ca: hub.operator.ca, cert: bundle.certificate + bundle.chain, key: fr.keyPem })).status, 403, 'not a superseded one');
+
   t.equal(((await hub.admin('POST', '/countries/FR/suspend', { reason: 'audit' })).json as CountryRecord).status, 'suspended');
   t.equal((await hub.admin('POST', '/countries/FR/suspend', {})).status, 409, 'suspending twice is a bad transition');
   t.equal(((await hub.admin('POST', '/countries/FR/resume')).json as CountryRecord).status, 'active');
