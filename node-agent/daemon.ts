@@ -16,10 +16,11 @@ import { MemberDirectory } from './directory.js';
 import { hubJson, type HubTls } from './enroll/hub-client.js';
 import { renewCertificate } from './enroll/renew.js';
 import { RenewalTimer } from './enroll/renewal-timer.js';
+import { LIVE_SETTINGS, changedSettings } from './config-reload.js';
 import { AgentFirewall } from './firewall/agent-firewall.js';
 import { PolicySync } from './firewall/policy-sync.js';
 import { HeartbeatTimer, heartbeatBody } from './heartbeat.js';
-import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics.js';
+import { AgentMetrics, startWantedMetricsServer, type MetricsServer } from './metrics.js';
 import { buildLocalApi } from './local-api/server.js';
 import { LocalAccess } from './local-api/auth.js';
 import { createTokensFile } from './local-api/tokens.js';
@@ -60,7 +61,7 @@ const DIRECTORY_TIMEOUT_MS = 3_000;
  * retried forever → heartbeats and certificate renewal.
  */
 export class AgentDaemon {
-  readonly #o: AgentDaemonOptions;
+  #o: AgentDaemonOptions;
   readonly #log: Logger;
   #bundle: Bundle | undefined;
   #tunnel: AgentTunnel | undefined;
@@ -226,7 +227,8 @@ export class AgentDaemon {
     const port = (this.#api.server.address() as AddressInfo).port;
     const host = config.localApi.host === '0.0.0.0' ? '127.0.0.1' : config.localApi.host;
     const localApiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const metricsUrl = await this.#startMetrics(log);
+    this.#metricsServer = await startWantedMetricsServer(config.metrics, { metrics: this.#metrics, readiness: () => this.#readiness(), log });
+    const metricsUrl = this.#metricsServer?.url;
 
     this.#connecting = this.#connect();
     this.#heartbeat = new HeartbeatTimer({
@@ -272,29 +274,6 @@ export class AgentDaemon {
     });
     log.info({ localApiUrl, metricsUrl, overlayAddress: bundle.overlayAddress, natsUrl: bundle.hub.natsUrl, outboxDepth: this.#relay.outboxDepth() }, 'agent started');
     return { localApiUrl, metricsUrl };
-  }
-
-  /**
-   * Starts the metrics listener when the config wants one and resolves with its URL. One that
-   * cannot listen (port taken) is logged and the agent runs on without it: relaying messages
-   * matters more than being watched, and the scrape failing tells monitoring anyway.
-   */
-  async #startMetrics(log: Logger): Promise<string | undefined> {
-    const { metrics: config } = this.#o.config;
-    if (!config.enabled || !this.#metrics) return undefined;
-    try {
-      this.#metricsServer = await startMetricsServer({
-        metrics: this.#metrics,
-        readiness: () => this.#readiness(),
-        host: config.host,
-        port: config.port,
-        log: log.child({ component: 'metrics-listener' }),
-      });
-      return this.#metricsServer.url;
-    } catch (err) {
-      log.error({ err, host: config.host, port: config.port }, 'metrics listener not started; the agent runs without it');
-      return undefined;
-    }
   }
 
   /**
@@ -364,6 +343,19 @@ export class AgentDaemon {
     await closeWithin(old, 5000);
     this.#connecting = this.#connect();
     return next;
+  }
+
+  /**
+   * agent.json read again (SIGHUP; `config-reload.ts`): applies `b2b.databases` to the running
+   * agent and names the other changed settings, which keep their values until the next restart.
+   * Throws (and changes nothing) when the new databases cannot be loaded.
+   */
+  async reload(next: AgentConfig): Promise<{ applied: string[]; needRestart: string[] }> {
+    const changed = changedSettings(this.#o.config, next);
+    const applied = changed.filter((k) => LIVE_SETTINGS.includes(k));
+    if (applied.includes('b2b.databases')) await this.#b2b?.reconfigure(next.b2b.databases);
+    this.#o = { ...this.#o, config: { ...this.#o.config, b2b: { ...this.#o.config.b2b, databases: next.b2b.databases } } };
+    return { applied, needRestart: changed.filter((k) => !applied.includes(k)) };
   }
 
   async stop(): Promise<void> {

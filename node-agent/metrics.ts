@@ -299,3 +299,21 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   opts.log.info({ url }, 'metrics listener started');
   return { url, close: () => app.close() };
 }
+
+/**
+ * Starts the metrics listener when agent.json wants one. One that cannot listen (port taken) is
+ * logged and the agent runs on without it (undefined): relaying messages matters more than being
+ * watched, and the scrape failing tells monitoring anyway.
+ */
+export async function startWantedMetricsServer(
+  config: { enabled: boolean; host: string; port: number },
+  opts: Omit<MetricsServerOptions, 'host' | 'port'>,
+): Promise<MetricsServer | undefined> {
+  if (!config.enabled) return undefined;
+  try {
+    return await startMetricsServer({ ...opts, host: config.host, port: config.port, log: opts.log.child({ component: 'metrics-listener' }) });
+  } catch (err) {
+    opts.log.error({ err, host: config.host, port: config.port }, 'metrics listener not started; the agent runs without it');
+    return undefined;
+  }
+}

@@ -40,10 +40,12 @@ const MAX_RETRY_MS = 30_000;
 
 /** See the module comment. */
 export class B2bOwner {
-  readonly #o: B2bOwnerOptions;
+  #o: B2bOwnerOptions;
   readonly #log: Logger;
   readonly journal: EnquiryJournal;
-  readonly #responder: B2bResponder;
+  #responder: B2bResponder;
+  /** The connection of the last {@link attach}: a reconfiguration publishes and serves on it. */
+  #nc: NatsConnection | undefined;
   #generation = 0;
   #stopped = false;
 
@@ -57,16 +59,35 @@ export class B2bOwner {
   /** Checks the policies for this country, loads each database and the journal. */
   static async open(o: B2bOwnerOptions): Promise<B2bOwner> {
     const log = o.log.child({ component: 'b2b' });
-    parseB2bPolicySet({ databases: o.databases.map((d) => d.policy) }, o.country);
     const journal = await EnquiryJournal.open({ path: join(o.stateDir, ENQUIRY_FILE), log });
-    const databases = [];
-    for (const d of o.databases) {
+    return new B2bOwner(o, journal, await B2bOwner.#responderFor(o, o.databases, journal, log), log);
+  }
+
+  /** Checks `databases`' policies and loads their sources: everything that can fail, before anything changes. */
+  static async #responderFor(o: B2bOwnerOptions, databases: readonly B2bDatabaseConfig[], journal: EnquiryJournal, log: Logger): Promise<B2bResponder> {
+    parseB2bPolicySet({ databases: databases.map((d) => d.policy) }, o.country);
+    const loaded = [];
+    for (const d of databases) {
       const source = await JsonLinesDatabase.open(d.source.jsonl, d.source.keyField);
       log.info({ db: d.policy.db, records: source.size, allow: d.policy.allow }, 'B2B database loaded');
-      databases.push({ policy: d.policy, source });
+      loaded.push({ policy: d.policy, source });
     }
-    const responder = new B2bResponder({ country: o.country, databases, verify: o.verify, sign: o.sign, notify: (n) => journal.add(n), log });
-    return new B2bOwner(o, journal, responder, log);
+    return new B2bResponder({ country: o.country, databases: loaded, verify: o.verify, sign: o.sign, notify: (n) => journal.add(n), log });
+  }
+
+  /**
+   * New databases or policies (agent.json reloaded on SIGHUP): checked and loaded first — a bad
+   * policy or an unreadable source throws and leaves the ones in force serving — then the old
+   * responder stops, and the new policies go to the hub before the new responder subscribes, as
+   * on a connection. The enquiry journal stays.
+   */
+  async reconfigure(databases: readonly B2bDatabaseConfig[]): Promise<void> {
+    const responder = await B2bOwner.#responderFor(this.#o, databases, this.journal, this.#log);
+    await this.#responder.stop();
+    this.#responder = responder;
+    this.#o = { ...this.#o, databases };
+    this.#log.info({ databases: databases.map((d) => d.policy.db) }, 'B2B databases reconfigured');
+    if (this.#nc !== undefined && !this.#stopped) void this.attach(this.#nc);
   }
 
   /**
@@ -74,6 +95,7 @@ export class B2bOwner {
    * Not awaited by the daemon; a later connection supersedes this one's attempts.
    */
   async attach(nc: NatsConnection): Promise<void> {
+    this.#nc = nc;
     const generation = ++this.#generation;
     let waitMs = this.#o.retryMs ?? 1000;
     for (;;) {

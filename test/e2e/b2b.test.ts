@@ -5,7 +5,7 @@
 // FR's agent serves. DE gets a hit with the allowed fields only; IT is refused by the broker
 // (403 B2B_NOT_ALLOWED, no request reaches FR); FR has the notice of each enquiry.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -99,4 +99,24 @@ t.test('b2b e2e: `ncbnet-agent query b2b` exits 0 on a hit, 2 on no hit, 77 when
   t.match(refused.stderr, /B2B_NOT_ALLOWED/);
   const none = await runCli('ncbnet-agent', ['query', 'b2b', '--country', 'FR', '--db', 'vehicles', '--key', 'VF1AB999999999999', '--state', states.DE]);
   t.same([none.code, none.stdout.trim()], [2, 'no hit']);
+});
+
+t.test('b2b e2e: FR shares with IT too by editing agent.json and SIGHUP, no restart; a bad file changes nothing', async (t) => {
+  const configPath = join(states.FR, 'agent.json');
+  const config = JSON.parse(await readFile(configPath, 'utf8')) as { b2b: { databases: { policy: typeof policy }[] } };
+  const pid = agents.FR.child.pid as number;
+  // A policy naming a code that is no country: refused at reload, the one in force stays.
+  await writeFile(configPath, JSON.stringify({ ...config, b2b: { databases: [{ ...config.b2b.databases[0], policy: { ...policy, allow: ['DE', 'XX'] } }] } }));
+  process.kill(pid, 'SIGHUP');
+  await waitFor('the refusal logged', () => agents.FR.output().includes('"msg":"configuration not reloaded; the one in force stays"'), 30_000, 100);
+  t.match(await ask('DE', stolen.vin), { status: 200, json: { hit: true } }, 'DE still served');
+
+  await writeFile(configPath, JSON.stringify({ ...config, localApi: { ...(config as { localApi?: object }).localApi, bodyLimitBytes: 100_000 }, b2b: { databases: [{ ...config.b2b.databases[0], policy: { ...policy, allow: ['DE', 'IT'] } }] } }));
+  process.kill(pid, 'SIGHUP');
+  await waitFor('IT served', async () => (await ask('IT', stolen.vin)).status === 200, 60_000, 250);
+  const it = await ask('IT', stolen.vin);
+  t.same(it.json['record'], { vin: stolen.vin, status: 'stolen' }, "IT sees the policy's default fields only");
+  t.match(await ask('DE', stolen.vin), { status: 200, json: { record: { make: 'Renault', plate: 'AB-123-CD' } } }, 'DE keeps its fields');
+  t.equal(agents.FR.child.pid, pid, 'the same process');
+  t.match(agents.FR.output(), /"settings":\["localApi.bodyLimitBytes"\],"msg":"changed settings take effect at the next restart"/, 'what a reload does not apply is named');
 });
