@@ -78,15 +78,15 @@ async function holderOf(lockPath: string, staleMs: number): Promise<number | 'un
     const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => Infinity);
     return age > staleMs ? 'stale' : 'unknown';
   }
-  return isAlive(pid) ? pid : 'stale';
+  return isProcessAlive(pid) ? pid : 'stale';
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid runs (EPERM: it does, as another user). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    // EPERM: it runs, as another user.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

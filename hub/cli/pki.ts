@@ -2,6 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CertificateAuthority } from '../../pki/ca.js';
 import { crlToPem } from '../../pki/crl.js';
+import { isProcessAlive } from '../../pki/file-lock.js';
 import { writeFileDurable } from '../../pki/files.js';
 import { parseReason } from '../../pki/ledger.js';
 import { normalizeSerial } from '../../pki/serial.js';
@@ -39,15 +40,6 @@ async function refuseIfHubRuns(state: string): Promise<void> {
   const running = await readEndpoints(state);
   if (running && isProcessAlive(running.pid)) {
     throw new CodedError('CLI_HUB_RUNNING', `a hub (pid ${running.pid}) is running on ${state}; use the admin API (ncbnet country …) or stop the hub first`);
-  }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
