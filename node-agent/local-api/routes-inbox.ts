@@ -29,12 +29,12 @@ export function readableBy(role: Role): (item: InboxItem) => boolean {
  * nor show as a short page (which would count them).
  */
 function visibleInbox(relay: RelayPort, role: Role, limit: number): InboxItem[] {
-  return relay.inbox({ limit: Number.MAX_SAFE_INTEGER }).filter(readableBy(role)).slice(0, limit);
+  return relay.inbox({ limit, filter: readableBy(role) });
 }
 
 /** The item `id` (acked or not) when `role` may read it; undefined when it is unknown or hidden alike. */
 function findReadable(relay: RelayPort, role: Role, id: string): InboxItem | undefined {
-  const item = relay.inbox({ includeAcked: true, limit: Number.MAX_SAFE_INTEGER }).find((i) => i.id === id);
+  const item = relay.inboxItem(id);
   return item !== undefined && canRead(role, item.envelope.handling) ? item : undefined;
 }
 

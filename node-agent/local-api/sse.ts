@@ -80,7 +80,7 @@ export function streamInbox(res: ServerResponse, opts: InboxStreamOptions): void
   res.flushHeaders();
 
   const unsubscribe = opts.relay.onInbox(enqueue);
-  for (const item of opts.relay.inbox({ limit: Number.MAX_SAFE_INTEGER })) if (visible(item)) queue.push(item);
+  for (const item of opts.relay.inbox({ limit: Number.MAX_SAFE_INTEGER, filter: visible })) queue.push(item);
   flush();
 
   const timer = setInterval(() => {

@@ -32,6 +32,15 @@ t.test('inbox: put is stored once, duplicates (also after ack and across restart
   t.equal(await inbox.put(a), 'duplicate', 'an acked message delivered again is still a duplicate');
   t.same(inbox.list().map((i) => i.envelope.body), ['c', 'b']);
   t.same(inbox.list({ includeAcked: true, limit: 2 }).map((i) => i.envelope.body), ['c', 'a']);
+  t.same(
+    inbox.list({ includeAcked: true, limit: 1, filter: (i) => i.envelope.body !== 'c' }).map((i) => i.envelope.body),
+    ['a'],
+    'the limit counts only the items the filter keeps',
+  );
+  const copy = inbox.list({ filter: (i) => i.envelope.body === 'b' })[0];
+  if (copy) copy.envelope = envelope({ body: 'changed' });
+  t.equal(inbox.get(b.id)?.envelope.body, 'b', 'a listed item is a copy');
+  t.equal(inbox.get(a.id)?.ackedAt, acked.ackedAt, 'get finds an acked item by id');
   await t.rejects(inbox.ack(newUlid()), { code: 'RELAY_UNKNOWN_MESSAGE' });
 
   // "Crash": drop the object; everything comes back, duplicates still recognised.

@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { EnvelopeSchema, type Envelope } from '../../protocol/envelope.js';
 import { RELAY_STOPPED, RELAY_UNKNOWN_MESSAGE, RelayError } from './errors.js';
 import { RecordLog } from './record-log.js';
-import type { InboxItem, RelayStats } from './types.js';
+import type { InboxItem, InboxListOptions, RelayStats } from './types.js';
 import { Wakeup } from './wakeup.js';
 
 const RecordSchema = Type.Union([
@@ -226,13 +226,17 @@ export class Inbox {
     return item === undefined ? undefined : { ...item };
   }
 
-  /** Items in arrival order: unacked ones, plus acked ones with `includeAcked`; at most `limit`. */
-  list(opts: { includeAcked?: boolean; limit?: number } = {}): InboxItem[] {
+  /**
+   * Items in arrival order: unacked ones, plus acked ones with `includeAcked`, that `filter` keeps;
+   * at most `limit`. Only the items returned are copied (an ack or a page must not cost a copy
+   * of every item kept for a week).
+   */
+  list(opts: InboxListOptions = {}): InboxItem[] {
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     const out: InboxItem[] = [];
     for (const item of this.#items.values()) {
       if (out.length >= limit) break;
-      if (item.ackedAt === undefined || opts.includeAcked === true) out.push({ ...item });
+      if ((item.ackedAt === undefined || opts.includeAcked === true) && (opts.filter === undefined || opts.filter(item))) out.push({ ...item });
     }
     return out;
   }

@@ -30,7 +30,7 @@ import { Inbox, type PutOutcome } from './inbox.js';
 import { Outbox } from './outbox.js';
 import { Receipts } from './receipts.js';
 import { StatusStore } from './status.js';
-import { MessageDraftSchema, type InboxItem, type MessageDraft, type MessageStatus, type RelayPort, type RelayStats } from './types.js';
+import { MessageDraftSchema, type InboxItem, type InboxListOptions, type MessageDraft, type MessageStatus, type RelayPort, type RelayStats } from './types.js';
 import type { RetryBackoff } from './wakeup.js';
 
 /** Options of {@link Relay.open}. */
@@ -272,8 +272,12 @@ export class Relay implements RelayPort {
     return this.#status.get(id);
   }
 
-  inbox(opts?: { includeAcked?: boolean; limit?: number }): InboxItem[] {
+  inbox(opts?: InboxListOptions): InboxItem[] {
     return this.#inbox.list(opts);
+  }
+
+  inboxItem(id: string): InboxItem | undefined {
+    return this.#inbox.get(id);
   }
 
   waitForInbox(timeoutMs: number, signal?: AbortSignal): Promise<void> {

@@ -91,6 +91,14 @@ export interface InboxItem {
 }
 
 /** What the local API needs from the relay. */
+/** Options of {@link RelayPort.inbox}. */
+export interface InboxListOptions {
+  includeAcked?: boolean;
+  limit?: number;
+  /** Only items it keeps are listed (and count towards `limit`). */
+  filter?: (item: InboxItem) => boolean;
+}
+
 export interface RelayPort {
   /**
    * Builds the envelope from the draft (id, from, created), validates it, and resolves only once
@@ -100,8 +108,13 @@ export interface RelayPort {
   submit(draft: MessageDraft): Promise<MessageStatus>;
   /** Status of a message this agent accepted, or undefined. */
   status(id: string): MessageStatus | undefined;
-  /** Unacked inbox items in arrival order (and acked ones with `includeAcked`), at most `limit`. */
-  inbox(opts?: { includeAcked?: boolean; limit?: number }): InboxItem[];
+  /**
+   * Unacked inbox items in arrival order (and acked ones with `includeAcked`), only those `filter`
+   * keeps, at most `limit`; only the items returned are copied.
+   */
+  inbox(opts?: InboxListOptions): InboxItem[];
+  /** One inbox item, acked or not, or undefined. */
+  inboxItem(id: string): InboxItem | undefined;
   /** Resolves when an inbox item arrives or after `timeoutMs` (long poll), or when `signal` aborts. */
   waitForInbox(timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Marks an inbox item read by the application. Throws `RELAY_UNKNOWN_MESSAGE` for an unknown id. */

@@ -6,7 +6,7 @@ import { createTokensFile, loadTokens, readToken } from '../../node-agent/local-
 import { tempDir, type Teardownable } from './tmpdir.js';
 import { EnvelopeError, ENVELOPE_INVALID, envelopeProblems, newUlid, type Envelope } from '../../protocol/envelope.js';
 import { CodedError } from '../../protocol/errors.js';
-import type { InboxItem, MessageDraft, MessageStatus, RelayPort } from '../../node-agent/relay/types.js';
+import type { InboxItem, InboxListOptions, MessageDraft, MessageStatus, RelayPort } from '../../node-agent/relay/types.js';
 
 /**
  * An in-memory {@link RelayPort} for the local API's tests, until the real relay (outbox on
@@ -46,8 +46,12 @@ export class FakeRelay implements RelayPort {
     return this.statuses.get(id);
   }
 
-  inbox(opts: { includeAcked?: boolean; limit?: number } = {}): InboxItem[] {
-    return this.items.filter((i) => opts.includeAcked || i.ackedAt === undefined).slice(0, opts.limit ?? 100);
+  inbox(opts: InboxListOptions = {}): InboxItem[] {
+    return this.items.filter((i) => (opts.includeAcked || i.ackedAt === undefined) && (opts.filter?.(i) ?? true)).slice(0, opts.limit ?? 100);
+  }
+
+  inboxItem(id: string): InboxItem | undefined {
+    return this.items.find((i) => i.id === id);
   }
 
   waitForInbox(timeoutMs: number, signal?: AbortSignal): Promise<void> {
