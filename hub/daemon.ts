@@ -26,6 +26,7 @@ import { hubAddress } from './registry/overlay.js';
 import type { CountryRecord } from './registry/record.js';
 import { Router } from './router/router.js';
 import { startDatabaseServices, type DbService } from './db/service.js';
+import { KvUrgentStore } from './router/urgent-store.js';
 import { UrgentWatch } from './router/urgent-watch.js';
 import { endpointsPath, type Endpoints } from './runtime.js';
 import { openHubServices, snapshotPath, type HubServices } from './services.js';
@@ -67,6 +68,7 @@ export class HubDaemon {
   #router: Router | undefined;
   #db: DbService | undefined;
   #urgentWatch: UrgentWatch | undefined;
+  #urgentStore: KvUrgentStore | undefined;
   #tunnel: HubTunnel | undefined;
   #firewall: HubFirewall | undefined;
   #countries: readonly CountryRecord[] = [];
@@ -235,7 +237,10 @@ export class HubDaemon {
 
     const ca = this.#services.ca;
     const trust = { trustedRoots: [ca.root.toString('pem')], intermediates: [ca.issuer.toString('pem')] };
-    this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log, stats: this.#metrics.urgentStats });
+    // Kept in a KV bucket across restarts; entries expire an hour after the watch forgets them.
+    this.#urgentStore = await KvUrgentStore.open({ nc: this.#nc, log: this.#log, maxAgeMs: Math.max(24 * 3600_000, 2 * config.router.urgentDeadlineMs) + 3600_000 });
+    this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log, stats: this.#metrics.urgentStats, store: this.#urgentStore });
+    await this.#urgentWatch.restore();
     this.#urgentWatch.start();
     this.#router = new Router({
       nc: this.#nc,
@@ -294,7 +299,7 @@ export class HubDaemon {
       ['database services', () => this.#db?.stop()],
       ['urgent watch', () => {
         this.#urgentWatch?.stop();
-        return undefined;
+        return this.#urgentStore?.close();
       }],
       ['audit', () => this.#services?.audit.close()],
       // The broker may listen on the tunnel's address: close the connection and the broker

@@ -8,14 +8,17 @@
  * The deadline counts from when the hub routed the message, not from its `created` time: that is
  * the sender's clock, and time spent in the sender's outbox is not the recipients' delay.
  *
- * In memory only: a hub restart forgets what it was watching (the alert is an aid, not a record;
- * the audit log is the record). Memory is bounded: a message is forgotten once every recipient
+ * Kept across hub restarts when given a store (`urgent-store.ts`, a KV bucket written behind, at
+ * most a second late): {@link UrgentWatch.restore} at start brings back what was watched, with
+ * the recipients already reported overdue, so nobody is reported twice. Without a store a restart
+ * forgets (the alert is an aid; the audit log is the record). Memory is bounded: a message is forgotten once every recipient
  * confirmed, once it is deleted, after {@link UrgentWatchOptions.forgetAfterMs} (default 24 h, at
  * least twice the deadline), and the oldest is dropped when more than
  * {@link UrgentWatchOptions.maxTracked} (default 10 000) are watched.
  */
 import type { Logger } from 'pino';
 import { receiptItems, type Envelope } from '../../protocol/envelope.js';
+import type { UrgentWatchStore, WatchedRecord } from './urgent-store.js';
 
 /** Metric callbacks; the metrics module turns them into series (no prom-client here yet). */
 export interface UrgentWatchStats {
@@ -39,6 +42,8 @@ export interface UrgentWatchOptions {
   maxTracked?: number;
   /** A message is forgotten this long after routing (default 24 h, at least twice the deadline). */
   forgetAfterMs?: number;
+  /** Where the watch is kept across restarts (default: nowhere). */
+  store?: UrgentWatchStore;
 }
 
 /** Receipt statuses that mean the recipient has the message (`rejected` does not). */
@@ -69,6 +74,7 @@ export class UrgentWatch {
   readonly #intervalMs: number;
   readonly #maxTracked: number;
   readonly #forgetAfterMs: number;
+  readonly #store: UrgentWatchStore | undefined;
   /** By `<from>/<id>`: ids are chosen by senders, so two countries could use one id. Insertion (routing) order. */
   readonly #watched = new Map<string, Watched>();
   #overdue = 0;
@@ -82,6 +88,30 @@ export class UrgentWatch {
     this.#intervalMs = opts.checkIntervalMs ?? Math.min(30_000, Math.max(1_000, Math.round(this.#deadlineMs / 10)));
     this.#maxTracked = opts.maxTracked ?? 10_000;
     this.#forgetAfterMs = Math.max(opts.forgetAfterMs ?? DAY_MS, 2 * this.#deadlineMs);
+    this.#store = opts.store;
+  }
+
+  /** How long after routing a message is forgotten (the store's entries may expire after it). */
+  get forgetAfterMs(): number {
+    return this.#forgetAfterMs;
+  }
+
+  /**
+   * Brings back what the store kept (call before routing starts): messages in routing order, each
+   * recipient not confirmed yet, the overdue ones counted as overdue and not reported again.
+   * Resolves with the number of messages restored.
+   */
+  async restore(): Promise<number> {
+    if (this.#store === undefined) return 0;
+    const records = [...(await this.#store.load())].sort(([, a], [, b]) => a.routedAtMs - b.routedAtMs);
+    for (const [key, r] of records) {
+      if (this.#watched.has(key) || Object.keys(r.pending).length === 0) continue;
+      const pending = new Map(Object.entries(r.pending).map(([cc, isOverdue]) => [cc, { isOverdue }]));
+      for (const state of pending.values()) if (state.isOverdue) this.#overdue++;
+      this.#watched.set(key, { id: r.id, from: r.from, routedAtMs: r.routedAtMs, pending });
+    }
+    if (records.length > 0) this.#log.info({ watched: this.#watched.size, overdue: this.#overdue }, 'urgent watch restored');
+    return records.length;
   }
 
   /** The deadline in ms. */
@@ -143,6 +173,14 @@ export class UrgentWatch {
       routedAtMs: this.#now(),
       pending: new Map(recipients.map((cc) => [cc, { isOverdue: false }])),
     });
+    this.#save(key);
+  }
+
+  /** Tells the store the state of `key` now (forgotten when it is no longer watched). */
+  #save(key: string): void {
+    if (this.#store === undefined) return;
+    const w = this.#watched.get(key);
+    this.#store.save(key, w === undefined ? undefined : recordOf(w));
   }
 
   /**
@@ -159,9 +197,11 @@ export class UrgentWatch {
         continue;
       }
       if (ageMs < this.#deadlineMs) continue;
+      let changed = false;
       for (const [to, state] of w.pending) {
         if (state.isOverdue) continue;
         state.isOverdue = true;
+        changed = true;
         this.#overdue++;
         this.#log.warn({ id: w.id, from: w.from, to, ageMs }, 'urgent message not delivered within deadline');
         try {
@@ -170,6 +210,7 @@ export class UrgentWatch {
           this.#log.error({ err }, 'urgent stats callback failed');
         }
       }
+      if (changed) this.#save(key);
     }
   }
 
@@ -197,6 +238,7 @@ export class UrgentWatch {
       }
     }
     if (w.pending.size === 0) this.#watched.delete(key);
+    this.#save(key);
   }
 
   #forget(key: string): void {
@@ -204,7 +246,12 @@ export class UrgentWatch {
     if (w === undefined) return;
     for (const state of w.pending.values()) if (state.isOverdue) this.#overdue--;
     this.#watched.delete(key);
+    this.#save(key);
   }
+}
+
+function recordOf(w: Watched): WatchedRecord {
+  return { id: w.id, from: w.from, routedAtMs: w.routedAtMs, pending: Object.fromEntries([...w.pending].map(([cc, s]) => [cc, s.isOverdue])) };
 }
 
 function keyOf(from: string, id: string): string {

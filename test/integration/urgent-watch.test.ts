@@ -7,6 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { ensureStreams } from '../../hub/broker/streams.js';
 import { Router, type RecipientDirectory } from '../../hub/router/router.js';
+import { KvUrgentStore } from '../../hub/router/urgent-store.js';
 import { UrgentWatch } from '../../hub/router/urgent-watch.js';
 import { encodeEnvelope, newUlid, type Envelope } from '../../protocol/envelope.js';
 import { SUBMIT_STREAM, subjects } from '../../protocol/subjects.js';
@@ -73,4 +74,44 @@ t.test('urgent watch: an urgent FR→DE with no receipt by the deadline is repor
   watch.check();
   t.equal(warns().length, 1, 'the routine message never triggers it');
   t.equal(watch.tracked(), 0);
+});
+
+t.test('urgent watch: kept in KV across a restart: what was overdue stays overdue without a second report, confirmations still clear it', async (t) => {
+  const server = await startNatsServerForTest(t);
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const clock = { ms: Date.parse('2025-06-01T10:00:00Z') };
+  const lines: Line[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Line) });
+  const overdueCalls: [string, string][] = [];
+  const stats = { onUrgentOverdue: (from: string, to: string) => void overdueCalls.push([from, to]) };
+  const open = () => KvUrgentStore.open({ nc, log, maxAgeMs: 3600_000, flushEveryMs: 60_000 });
+
+  const store = await open();
+  const watch = new UrgentWatch({ deadlineMs: 1_000, log, now: () => clock.ms, stats, store });
+  const [a, b, done] = [message({ to: ['DE', 'IT'] }), message({ to: ['DE'] }), message({ to: ['IT'] })];
+  for (const m of [a, b, done]) watch.routed(m, m.to as string[]);
+  watch.routed(receipt(done, 'IT', 'delivered'), ['FR']);
+  watch.routed(receipt(a, 'IT', 'read'), ['FR']);
+  clock.ms += 1_000;
+  watch.check();
+  t.same(overdueCalls.sort(), [['FR', 'DE'], ['FR', 'DE']], "a's and b's DE are overdue");
+  await store.close();
+  t.same([...(await store.load()).keys()].sort(), [`FR/${a.id}`, `FR/${b.id}`].sort(), 'the confirmed message is gone from the bucket, the others are there');
+
+  // The "restarted hub": a new store and watch on the same bucket.
+  const again = await open();
+  t.teardown(() => again.close());
+  const restarted = new UrgentWatch({ deadlineMs: 1_000, log, now: () => clock.ms, stats, store: again });
+  t.equal(await restarted.restore(), 2, 'two messages restored');
+  t.equal(restarted.tracked(), 2);
+  t.equal(restarted.overdue(), 2, 'both DE copies still overdue');
+  clock.ms += 5_000;
+  restarted.check();
+  t.equal(overdueCalls.length, 2, 'and not reported a second time');
+  restarted.routed(receipt(a, 'DE', 'delivered'), ['FR']);
+  t.equal(restarted.overdue(), 1, "DE's late receipt for a clears it");
+  t.match(lines.at(-1), { msg: 'urgent message delivered after deadline', id: a.id, to: 'DE' });
+  await again.flush();
+  t.same([...(await again.load()).keys()], [`FR/${b.id}`], 'a, confirmed by all, is gone from the bucket');
 });
