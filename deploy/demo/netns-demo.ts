@@ -227,8 +227,16 @@ async function main(): Promise<number> {
     console.log(`  ip netns exec ${ns(direct)} node ${AGENT_CLI} inbox --state ${states.get(direct) as string}`);
     console.log('Ctrl-C removes everything.');
     await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+      // Kept through the cleanup: a second Ctrl-C, or the SIGTERM a whole process group gets
+      // (`timeout make demo`), must not kill the demo halfway and leave namespaces behind.
+      let isStopping = false;
+      const onSignal = (): void => {
+        if (isStopping) console.log('removing everything; one moment');
+        isStopping = true;
+        resolve();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
   }
   console.log(JSON.stringify(summary));
