@@ -27,7 +27,7 @@ import type { CountryRecord } from './registry/record.js';
 import { Router } from './router/router.js';
 import { startDatabaseServices, type DbService } from './db/service.js';
 import { KvUrgentStore } from './router/urgent-store.js';
-import { UrgentWatch } from './router/urgent-watch.js';
+import { UrgentWatch, urgentForgetAfterMs } from './router/urgent-watch.js';
 import { endpointsPath, type Endpoints } from './runtime.js';
 import { openHubServices, snapshotPath, type HubServices } from './services.js';
 import { identityPaths } from './state-init.js';
@@ -238,7 +238,7 @@ export class HubDaemon {
     const ca = this.#services.ca;
     const trust = { trustedRoots: [ca.root.toString('pem')], intermediates: [ca.issuer.toString('pem')] };
     // Kept in a KV bucket across restarts; entries expire an hour after the watch forgets them.
-    this.#urgentStore = await KvUrgentStore.open({ nc: this.#nc, log: this.#log, maxAgeMs: Math.max(24 * 3600_000, 2 * config.router.urgentDeadlineMs) + 3600_000 });
+    this.#urgentStore = await KvUrgentStore.open({ nc: this.#nc, log: this.#log, maxAgeMs: urgentForgetAfterMs(config.router.urgentDeadlineMs) + 3600_000 });
     this.#urgentWatch = new UrgentWatch({ deadlineMs: config.router.urgentDeadlineMs, log: this.#log, stats: this.#metrics.urgentStats, store: this.#urgentStore });
     await this.#urgentWatch.restore();
     this.#urgentWatch.start();

@@ -72,7 +72,7 @@ export function signEnvelope(unsigned: Envelope, key: CryptoKey, certDer: Uint8A
 }
 
 /** {@link signEnvelope}, synchronously (node:crypto signs on the calling thread). */
-export function signEnvelopeNow(unsigned: Envelope, key: CryptoKey, certDer: Uint8Array): Envelope {
+function signEnvelopeNow(unsigned: Envelope, key: CryptoKey, certDer: Uint8Array): Envelope {
   const { sig: _old, ...rest } = unsigned;
   const withCert: Envelope = { ...rest, sigCert: Buffer.from(certDer).toString('base64') };
   const envelopeId = isUlid(withCert.id) ? withCert.id : undefined;

@@ -87,13 +87,8 @@ export class UrgentWatch {
     this.#deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#intervalMs = opts.checkIntervalMs ?? Math.min(30_000, Math.max(1_000, Math.round(this.#deadlineMs / 10)));
     this.#maxTracked = opts.maxTracked ?? 10_000;
-    this.#forgetAfterMs = Math.max(opts.forgetAfterMs ?? DAY_MS, 2 * this.#deadlineMs);
+    this.#forgetAfterMs = urgentForgetAfterMs(this.#deadlineMs, opts.forgetAfterMs);
     this.#store = opts.store;
-  }
-
-  /** How long after routing a message is forgotten (the store's entries may expire after it). */
-  get forgetAfterMs(): number {
-    return this.#forgetAfterMs;
   }
 
   /**
@@ -248,6 +243,14 @@ export class UrgentWatch {
     this.#watched.delete(key);
     this.#save(key);
   }
+}
+
+/**
+ * How long after routing a watched message is forgotten: `forgetAfterMs` (default 24 h), at least
+ * twice the deadline. The hub sizes the store's entry lifetime from it.
+ */
+export function urgentForgetAfterMs(deadlineMs: number = DEFAULT_DEADLINE_MS, forgetAfterMs: number = DAY_MS): number {
+  return Math.max(forgetAfterMs, 2 * deadlineMs);
 }
 
 function recordOf(w: Watched): WatchedRecord {
